@@ -1,0 +1,114 @@
+"""The FastAPI application: mounts every module's API and console routers, one error shape for all."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from siyu import __version__
+from siyu.core.errors import SiyuError, TooLarge
+from siyu.settings import get_settings
+
+# (module, attribute) of every REST router, mounted under /api/v1; later modules add theirs here.
+API_ROUTERS: tuple[tuple[str, str], ...] = (
+    ("siyu.core.api", "router"),
+)
+# Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
+ROOT_ROUTERS: tuple[tuple[str, str], ...] = ()
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status)
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+class BodyLimit:
+    """Refuses bodies over the configured size before a handler reads them, declared length or not."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise TooLarge(f"request body is larger than {self.max_bytes} bytes", field="body")
+            return message
+
+        await self.app(scope, counted, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(413, "too_large", f"request body is larger than {self.max_bytes} bytes", "body")
+        await response(scope, receive, send)
+
+
+def create_app(*, start_worker: bool = False) -> FastAPI:
+    """Build the application; `start_worker` runs one in-process worker next to the server."""
+    settings = get_settings()
+    app = FastAPI(
+        title="siyu",
+        version=__version__,
+        description="Private-domain marketing: contacts, channels, campaigns and measurement.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+
+    @app.exception_handler(SiyuError)
+    async def _siyu_error(_request: Request, exc: SiyuError) -> Response:
+        return JSONResponse({"error": exc.as_dict()}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": "invalid"}
+        if first.get("type") == "json_invalid":
+            return _error(400, "malformed_json", "the body is not valid JSON", "body")
+        if first.get("type") == "extra_forbidden":
+            return _error(422, "unknown_field", f"unknown field {_field_of(first['loc'])!r}", _field_of(first["loc"]))
+        return _error(422, "invalid", str(first.get("msg", "invalid")), _field_of(first.get("loc", ())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated", 403: "forbidden"}
+        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    for module, attr in API_ROUTERS:
+        app.include_router(getattr(importlib.import_module(module), attr), prefix="/api/v1")
+    for module, attr in ROOT_ROUTERS:
+        app.include_router(getattr(importlib.import_module(module), attr))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    if start_worker:
+        from siyu.core.worker import attach_in_process_worker
+
+        attach_in_process_worker(app)
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

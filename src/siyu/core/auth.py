@@ -1,0 +1,83 @@
+"""Who is asking and what they may do: API keys for the REST API, console sessions for the console."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from siyu.core import clock
+from siyu.core.audit import Actor
+from siyu.core.db import session_scope
+from siyu.core.errors import Forbidden, NotAuthenticated
+from siyu.core.permissions import allows, scope_allows
+from siyu.core.tenancy import bind_workspace
+from siyu.core.workspaces import authenticate_api_key
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# last_used_at is bookkeeping: refresh it at most this often so reads stay reads.
+_TOUCH_EVERY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Auth:
+    """An authenticated caller inside one workspace."""
+
+    workspace_id: int
+    actor: Actor
+    role: str | None = None  # console users
+    scopes: tuple[str, ...] | None = None  # API keys
+    user_id: int | None = None
+
+    def can(self, module: str, access: str) -> bool:
+        """True when this caller may `access` ("read"/"write") `module`."""
+        if self.scopes is not None:
+            return scope_allows(list(self.scopes), module, access)
+        return self.role is not None and allows(self.role, module, access)
+
+    def require(self, module: str, access: str) -> None:
+        """Raise 403 unless this caller may `access` `module`."""
+        if not self.can(module, access):
+            what = f"the {module}:{access} scope" if self.scopes is not None else f"{access} access to {module}"
+            raise Forbidden(f"this {'API key' if self.scopes is not None else 'role'} lacks {what}")
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """The request's unit of work: committed when the handler returns, rolled back when it raises."""
+    with session_scope(write=request.method not in _READ_METHODS) as session:
+        yield session
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address as the server sees it."""
+    return request.client.host if request.client else None
+
+
+def api_auth(module: str, access: str) -> Callable[..., Auth]:
+    """A dependency: the API key of the request, its session bound to the key's workspace, scope checked."""
+
+    def dependency(request: Request, session: Session = Depends(get_db)) -> Auth:
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise NotAuthenticated("send an API key as 'Authorization: Bearer <key>'", field="authorization")
+        key = authenticate_api_key(session, secret.strip())
+        if key is None:
+            raise NotAuthenticated("this API key is unknown or revoked", field="authorization")
+        now = clock.now()
+        if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
+            key.last_used_at = now
+        bind_workspace(session, key.workspace_id)
+        auth = Auth(
+            workspace_id=key.workspace_id,
+            actor=Actor(type="api_key", id=str(key.id), label=f"API key {key.name} ({key.prefix})", via="api",
+                        ip=client_ip(request)),
+            scopes=tuple(key.scopes),
+        )
+        auth.require(module, access)
+        return auth
+
+    return dependency

@@ -1,0 +1,14 @@
+"""Imports every module's tables so metadata (migrations, tests) sees them all."""
+
+from __future__ import annotations
+
+import importlib
+
+# Each module with tables adds its models here, in dependency order.
+MODEL_MODULES = ("siyu.core.models",)
+
+
+def import_all_models() -> None:
+    """Import every models module once."""
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
