@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from siyu import __version__
-from siyu.core.errors import SiyuError, TooLarge
+from siyu.core.errors import SiyuError
 from siyu.settings import get_settings
 
 # (module, attribute) of every REST router, mounted under /api/v1; later modules add theirs here.
@@ -27,7 +27,7 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
     return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status)
 
 
-def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
+def _field_of(loc: Any) -> str | None:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or None
 
@@ -48,17 +48,37 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
             return
         seen = 0
+        exceeded = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise TooLarge(f"request body is larger than {self.max_bytes} bytes", field="body")
+                    exceeded = True
+                    # Whatever the framework makes of a cut-off body, the answer below replaces it.
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counted, send)
+        replaced = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal replaced
+            if exceeded:
+                if not replaced:
+                    replaced = True
+                    await self._refuse(scope, receive, send)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not replaced:
+            await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = _error(413, "too_large", f"request body is larger than {self.max_bytes} bytes", "body")

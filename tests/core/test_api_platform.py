@@ -36,7 +36,8 @@ def test_unknown_field_and_malformed_json_are_refused(client, make_workspace, ma
     key = bearer(make_key(ws))
 
     unknown = client.patch("/api/v1/workspace", json={"colour": "red"}, headers=key)
-    malformed = client.patch("/api/v1/workspace", content=b"{not json", headers={**key, "content-type": "application/json"})
+    json_header = {**key, "content-type": "application/json"}
+    malformed = client.patch("/api/v1/workspace", content=b"{not json", headers=json_header)
 
     assert unknown.status_code == 422
     assert unknown.json()["error"] == {"code": "unknown_field", "message": "unknown field 'colour'", "field": "colour"}
@@ -102,4 +103,5 @@ def test_cursor_pagination_walks_every_row_once(client, make_workspace, make_key
             break
     assert len(seen) == len(set(seen)) >= 8
     assert seen == sorted(seen, reverse=True)
-    assert client.get("/api/v1/audit-log", params={"cursor": "garbage!"}, headers=key).json()["error"]["field"] == "cursor"
+    bad = client.get("/api/v1/audit-log", params={"cursor": "garbage!"}, headers=key)
+    assert bad.json()["error"]["field"] == "cursor"

@@ -6,7 +6,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 _offset = timedelta(0)
-_now: Callable[[], datetime] = lambda: datetime.now(UTC) + _offset
+
+
+def _system_now() -> datetime:
+    return datetime.now(UTC) + _offset
+
+
+_now: Callable[[], datetime] = _system_now
 
 
 def now() -> datetime:
@@ -30,7 +36,7 @@ def reset() -> None:
     """Back to the system clock."""
     global _now, _offset
     _offset = timedelta(0)
-    _now = lambda: datetime.now(UTC) + _offset
+    _now = _system_now
 
 
 class FrozenClock:

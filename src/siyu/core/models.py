@@ -148,7 +148,8 @@ class Job(WorkspaceScoped, Base):
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    workspace_id: Mapped[int | None] = mapped_column(
+    # Platform jobs (not done for any one workspace) leave it empty; the mixin still scopes the rest.
+    workspace_id: Mapped[int | None] = mapped_column(  # type: ignore[assignment]
         Id, ForeignKey("workspaces.id", ondelete="CASCADE"), index=True, default=None
     )
     kind: Mapped[str] = mapped_column(String(80))

@@ -32,7 +32,9 @@ def decode_cursor(cursor: str) -> int:
         raise Invalid("cursor is not one this API gave out", field="cursor") from None
 
 
-def page(session: Session, stmt: Select[Any], id_column: Any, *, cursor: str | None, limit: int) -> tuple[Sequence[Any], str | None]:
+def page(
+    session: Session, stmt: Select[Any], id_column: Any, *, cursor: str | None, limit: int
+) -> tuple[Sequence[Any], str | None]:
     """One page of `stmt` ordered by id descending, and the cursor of the next page (None at the end)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", field="limit")

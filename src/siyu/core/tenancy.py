@@ -31,7 +31,7 @@ class WorkspaceScoped:
     """Mixin for every table whose rows belong to one workspace."""
 
     @declared_attr
-    def workspace_id(cls) -> Mapped[int]:  # noqa: N805
+    def workspace_id(cls) -> Mapped[int]:
         return mapped_column(Id, ForeignKey("workspaces.id", ondelete="CASCADE"), index=True, nullable=False)
 
 

@@ -132,7 +132,8 @@ def list_users(session: Session) -> list[tuple[User, list[tuple[str, str]]]]:
     """Every user with (workspace name, role) pairs (platform view: the CLI)."""
     users = session.execute(select(User).order_by(User.id)).scalars().all()
     rows = session.execute(
-        select(Membership.user_id, Workspace.name, Membership.role).join(Workspace, Workspace.id == Membership.workspace_id)
+        select(Membership.user_id, Workspace.name, Membership.role)
+        .join(Workspace, Workspace.id == Membership.workspace_id)
     ).all()
     by_user: dict[int, list[tuple[str, str]]] = {}
     for user_id, ws_name, role in rows:
@@ -241,7 +242,8 @@ def get_member(session: Session, user_id: Any) -> tuple[Membership, User]:
 
 
 def _owners(session: Session) -> int:
-    return session.execute(select(func.count()).select_from(Membership).where(Membership.role == Role.OWNER.value)).scalar_one()
+    stmt = select(func.count()).select_from(Membership).where(Membership.role == Role.OWNER.value)
+    return int(session.execute(stmt).scalar_one())
 
 
 def change_role(session: Session, actor: Actor, m: Membership, role: str, *, actor_role: str | None) -> Membership:
