@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from siyu.core import workspaces
-from siyu.core.auth import Auth, api_auth, get_db
+from siyu.core.auth import Auth, SessionDep, api_auth
 from siyu.core.models import AuditEntry
 from siyu.core.pagination import page
 from siyu.core.schemas import (
@@ -26,7 +25,6 @@ from siyu.core.schemas import (
 )
 
 router = APIRouter()
-SessionDep = Annotated[Session, Depends(get_db)]
 
 
 def _member_out(m: object, u: object) -> MemberOut:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -51,6 +52,11 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
 
 
+# Function scope: the commit happens when the handler returns, before the response leaves, so a
+# client never sees a success whose commit then failed, nor reads before the write is visible.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+
+
 def client_ip(request: Request) -> str | None:
     """The caller's address as the server sees it."""
     return request.client.host if request.client else None
@@ -59,7 +65,7 @@ def client_ip(request: Request) -> str | None:
 def api_auth(module: str, access: str) -> Callable[..., Auth]:
     """A dependency: the API key of the request, its session bound to the key's workspace, scope checked."""
 
-    def dependency(request: Request, session: Session = Depends(get_db)) -> Auth:
+    def dependency(request: Request, session: SessionDep) -> Auth:
         header = request.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():

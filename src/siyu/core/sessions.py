@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from siyu.core import clock, security
 from siyu.core.errors import NotAuthenticated, Throttled
 from siyu.core.models import ConsoleSession, LoginAttempt, User
+from siyu.core.tenancy import bind_workspace
 from siyu.core.workspaces import find_user, membership, user_workspaces
 
 
@@ -102,6 +103,8 @@ def resolve(session: Session, token: str | None) -> tuple[ConsoleSession, User] 
 
 def switch_workspace(session: Session, cs: ConsoleSession, workspace_id: int) -> None:
     """Make another of the user's workspaces the current one (404-like refusal for any other)."""
+    # Membership of the target workspace is not visible through a session bound to the current one.
+    bind_workspace(session, None)
     if membership(session, workspace_id, cs.user_id) is None:
         raise NotAuthenticated("you are not a member of that workspace", field="workspace_id")
     cs.workspace_id = workspace_id
