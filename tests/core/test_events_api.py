@@ -19,8 +19,12 @@ def paid(key: str, **overrides: object) -> dict[str, object]:
         "idempotency_key": key,
         "occurred_at": "2026-03-01T10:00:00+08:00",
         "identity": {"type": "phone", "value": "+8613800000001"},
-        "properties": {"order_id": key, "amount": 12900, "currency": "CNY",
-                       "items": [{"sku": "TEA-1", "qty": 2, "price": 6000}]},
+        "properties": {
+            "order_id": key,
+            "amount": 12900,
+            "currency": "CNY",
+            "items": [{"sku": "TEA-1", "qty": 2, "price": 6000}],
+        },
     }
     event.update(overrides)
     return event
@@ -28,7 +32,9 @@ def paid(key: str, **overrides: object) -> dict[str, object]:
 
 def stored(db, workspace_id: int) -> int:
     bind_workspace(db, None)
-    return db.execute(select(func.count()).select_from(Event).where(Event.workspace_id == workspace_id)).scalar_one()
+    return db.execute(
+        select(func.count()).select_from(Event).where(Event.workspace_id == workspace_id)
+    ).scalar_one()
 
 
 def test_batch_is_stored_and_read_back(client, db, make_workspace, make_key):
@@ -61,12 +67,33 @@ def test_bad_items_are_reported_by_index_and_not_stored(client, db, make_workspa
     key = bearer(make_key(ws))
     batch = [
         paid("ok-1"),
-        paid("bad-qty", properties={"order_id": "x", "amount": 100, "currency": "CNY",
-                                    "items": [{"sku": "a", "qty": 0, "price": 100}]}),
-        paid("bad-amount", properties={"order_id": "x", "amount": "12.5", "currency": "CNY",
-                                       "items": [{"sku": "a", "qty": 1, "price": 100}]}),
-        paid("bad-currency", properties={"order_id": "x", "amount": 100, "currency": "XXX1",
-                                         "items": [{"sku": "a", "qty": 1, "price": 100}]}),
+        paid(
+            "bad-qty",
+            properties={
+                "order_id": "x",
+                "amount": 100,
+                "currency": "CNY",
+                "items": [{"sku": "a", "qty": 0, "price": 100}],
+            },
+        ),
+        paid(
+            "bad-amount",
+            properties={
+                "order_id": "x",
+                "amount": "12.5",
+                "currency": "CNY",
+                "items": [{"sku": "a", "qty": 1, "price": 100}],
+            },
+        ),
+        paid(
+            "bad-currency",
+            properties={
+                "order_id": "x",
+                "amount": 100,
+                "currency": "XXX1",
+                "items": [{"sku": "a", "qty": 1, "price": 100}],
+            },
+        ),
         {"type": "page.viewed", "colour": "red"},
         {"type": "Not A Type"},
         paid("naive", occurred_at="2026-03-01T10:00:00"),
@@ -74,10 +101,25 @@ def test_bad_items_are_reported_by_index_and_not_stored(client, db, make_workspa
         {"type": "order.refunded", "properties": {"order_id": "o", "amount": 5, "currency": "CNY"}},
         {"type": "signup.done", "identity": {"type": "Phone!", "value": "1"}},
         "not an object",
-        paid("float-amount", properties={"order_id": "x", "amount": 12.0, "currency": "CNY",
-                                         "items": [{"sku": "a", "qty": 1, "price": 100}]}),
-        paid("extra-prop", properties={"order_id": "x", "amount": 1, "currency": "CNY", "coupon": "Y",
-                                       "items": [{"sku": "a", "qty": 1, "price": 1}]}),
+        paid(
+            "float-amount",
+            properties={
+                "order_id": "x",
+                "amount": 12.0,
+                "currency": "CNY",
+                "items": [{"sku": "a", "qty": 1, "price": 100}],
+            },
+        ),
+        paid(
+            "extra-prop",
+            properties={
+                "order_id": "x",
+                "amount": 1,
+                "currency": "CNY",
+                "coupon": "Y",
+                "items": [{"sku": "a", "qty": 1, "price": 1}],
+            },
+        ),
         paid("ok-2"),
     ]
 
@@ -112,7 +154,9 @@ def test_duplicates_across_and_within_batches(client, db, make_workspace, make_k
     ws = make_workspace()
     key = bearer(make_key(ws))
 
-    first = client.post("/api/v1/events", json={"events": [paid("a"), paid("b"), paid("a")]}, headers=key).json()
+    first = client.post(
+        "/api/v1/events", json={"events": [paid("a"), paid("b"), paid("a")]}, headers=key
+    ).json()
     again = client.post("/api/v1/events", json={"events": [paid("b"), paid("c")]}, headers=key).json()
 
     assert first == {"accepted": 2, "duplicates": 1, "errors": []}
@@ -124,8 +168,12 @@ def test_same_key_in_two_workspaces_and_no_reading_across(client, make_workspace
     a, b = make_workspace("A"), make_workspace("B")
     key_a, key_b = bearer(make_key(a)), bearer(make_key(b))
 
-    assert client.post("/api/v1/events", json={"events": [paid("o-1")]}, headers=key_a).json()["accepted"] == 1
-    assert client.post("/api/v1/events", json={"events": [paid("o-1")]}, headers=key_b).json()["accepted"] == 1
+    assert (
+        client.post("/api/v1/events", json={"events": [paid("o-1")]}, headers=key_a).json()["accepted"] == 1
+    )
+    assert (
+        client.post("/api/v1/events", json={"events": [paid("o-1")]}, headers=key_b).json()["accepted"] == 1
+    )
 
     b_event = client.get("/api/v1/events", headers=key_b).json()["items"][0]
     assert client.get(f"/api/v1/events/{b_event['id']}", headers=key_b).status_code == 200
@@ -139,12 +187,19 @@ def test_batch_limits_and_malformed_bodies_store_nothing(client, db, make_worksp
     ws = make_workspace()
     key = bearer(make_key(ws))
 
-    too_many = client.post("/api/v1/events", json={"events": [paid(f"k{i}") for i in range(1001)]}, headers=key)
+    too_many = client.post(
+        "/api/v1/events", json={"events": [paid(f"k{i}") for i in range(1001)]}, headers=key
+    )
     empty = client.post("/api/v1/events", json={"events": []}, headers=key)
-    malformed = client.post("/api/v1/events", content=b'{"events": [', headers={**key, "content-type": "application/json"})
+    malformed = client.post(
+        "/api/v1/events", content=b'{"events": [', headers={**key, "content-type": "application/json"}
+    )
     unknown = client.post("/api/v1/events", json={"events": [paid("x")], "dry_run": True}, headers=key)
-    huge = client.post("/api/v1/events", content=b'{"events": [' + b" " * (10 * 1024 * 1024) + b"]}",
-                       headers={**key, "content-type": "application/json"})
+    huge = client.post(
+        "/api/v1/events",
+        content=b'{"events": [' + b" " * (10 * 1024 * 1024) + b"]}",
+        headers={**key, "content-type": "application/json"},
+    )
 
     assert too_many.status_code == 422
     assert too_many.json()["error"]["field"] == "events"
@@ -152,7 +207,11 @@ def test_batch_limits_and_malformed_bodies_store_nothing(client, db, make_worksp
     assert malformed.status_code == 400
     assert malformed.json()["error"]["code"] == "malformed_json"
     assert unknown.status_code == 422
-    assert unknown.json()["error"] == {"code": "unknown_field", "message": "unknown field 'dry_run'", "field": "dry_run"}
+    assert unknown.json()["error"] == {
+        "code": "unknown_field",
+        "message": "unknown field 'dry_run'",
+        "field": "dry_run",
+    }
     assert huge.status_code == 413
     assert huge.json()["error"]["code"] == "too_large"
     assert stored(db, ws.id) == 0
@@ -173,12 +232,15 @@ def test_list_filters_and_pages(client, make_workspace, make_key, query):
     ws = make_workspace()
     key = bearer(make_key(ws))
     batch = [paid(f"o-{i}", occurred_at=f"2026-03-0{i + 1}T00:00:00Z") for i in range(3)]
-    batch += [{"type": "page.viewed", "contact_id": 5, "occurred_at": "2026-03-02T00:00:00Z"} for _ in range(3)]
+    batch += [
+        {"type": "page.viewed", "contact_id": 5, "occurred_at": "2026-03-02T00:00:00Z"} for _ in range(3)
+    ]
     client.post("/api/v1/events", json={"events": batch}, headers=key)
 
     first = client.get("/api/v1/events", params={**query, "limit": 2}, headers=key).json()
-    second = client.get("/api/v1/events", params={**query, "limit": 2, "cursor": first["next_cursor"]},
-                        headers=key).json()
+    second = client.get(
+        "/api/v1/events", params={**query, "limit": 2, "cursor": first["next_cursor"]}, headers=key
+    ).json()
 
     seen = first["items"] + second["items"]
     assert len(seen) == 3
@@ -195,8 +257,11 @@ def test_time_range_is_since_inclusive_until_exclusive(client, make_workspace, m
     batch = [paid(f"o-{d}", occurred_at=f"2026-03-0{d}T00:00:00Z") for d in (1, 2, 3)]
     client.post("/api/v1/events", json={"events": batch}, headers=key)
 
-    r = client.get("/api/v1/events", params={"since": "2026-03-02T00:00:00Z", "until": "2026-03-03T00:00:00Z"},
-                   headers=key)
+    r = client.get(
+        "/api/v1/events",
+        params={"since": "2026-03-02T00:00:00Z", "until": "2026-03-03T00:00:00Z"},
+        headers=key,
+    )
     naive = client.get("/api/v1/events", params={"since": "2026-03-02T00:00:00"}, headers=key)
 
     assert [e["idempotency_key"] for e in r.json()["items"]] == ["o-2"]

@@ -63,11 +63,22 @@ class EventOut(BaseModel):
     @classmethod
     def of(cls, e: Event) -> EventOut:
         """The API shape of a stored event."""
-        identity = (IdentityOut(type=e.identity_type, value=e.identity_value)
-                    if e.identity_type is not None and e.identity_value is not None else None)
-        return cls(id=e.id, type=e.type, occurred_at=e.occurred_at, received_at=e.received_at,
-                   idempotency_key=e.idempotency_key, contact_id=e.contact_id, identity=identity,
-                   source=e.source, properties=e.properties)
+        identity = (
+            IdentityOut(type=e.identity_type, value=e.identity_value)
+            if e.identity_type is not None and e.identity_value is not None
+            else None
+        )
+        return cls(
+            id=e.id,
+            type=e.type,
+            occurred_at=e.occurred_at,
+            received_at=e.received_at,
+            idempotency_key=e.idempotency_key,
+            contact_id=e.contact_id,
+            identity=identity,
+            source=e.source,
+            properties=e.properties,
+        )
 
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorOut} for s in (400, 401, 403, 413, 422)}
@@ -82,8 +93,9 @@ def ingest_events(
     return BatchOut(
         accepted=result.accepted,
         duplicates=result.duplicates,
-        errors=[ItemErrorOut(index=e.index, code=e.code, message=e.message, field=e.field)
-                for e in result.errors],
+        errors=[
+            ItemErrorOut(index=e.index, code=e.code, message=e.message, field=e.field) for e in result.errors
+        ],
     )
 
 
@@ -99,8 +111,9 @@ def list_events(
     until: Annotated[AwareDatetime | None, Query(description="occurred before")] = None,
 ) -> Page[EventOut]:
     """The workspace's events, newest first."""
-    rows, nxt = events.list_events(session, type=type, contact_id=contact_id, since=since, until=until,
-                                   cursor=cursor, limit=limit)
+    rows, nxt = events.list_events(
+        session, type=type, contact_id=contact_id, since=since, until=until, cursor=cursor, limit=limit
+    )
     return Page[EventOut](items=[EventOut.of(e) for e in rows], next_cursor=nxt)
 
 

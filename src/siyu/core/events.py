@@ -128,6 +128,7 @@ class BatchResult:
 
 # --- person resolution ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PersonRef:
     """The person an event names, as given: a contact id and/or an identity."""
@@ -215,6 +216,7 @@ def dispatch_event(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
 
 # --- recording --------------------------------------------------------------------------------------
 
+
 def _workspace_of(session: Session) -> int:
     workspace_id = bound_workspace(session)
     if workspace_id is None:
@@ -259,8 +261,10 @@ def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-_COLUMNS = ("workspace_id, type, occurred_at, received_at, idempotency_key, contact_id, identity_type, "
-            "identity_value, source, properties")
+_COLUMNS = (
+    "workspace_id, type, occurred_at, received_at, idempotency_key, contact_id, identity_type, "
+    "identity_value, source, properties"
+)
 _CONFLICT = " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key"
 _PG_INSERT = (
     f"INSERT INTO events ({_COLUMNS}) "
@@ -281,8 +285,9 @@ def _sqlite_insert(rows: int) -> str:
 Row = tuple[str, datetime, str, int | None, str | None, str | None, str]
 
 
-def _insert(session: Session, workspace_id: int, received_at: datetime, source: str,
-            rows: list[Row]) -> list[tuple[int, str]]:
+def _insert(
+    session: Session, workspace_id: int, received_at: datetime, source: str, rows: list[Row]
+) -> list[tuple[int, str]]:
     """Insert rows skipping known keys; the (id, key) of each stored row. One statement per chunk."""
     if not rows:
         return []
@@ -294,11 +299,21 @@ def _insert(session: Session, workspace_id: int, received_at: datetime, source: 
     received = _sqlite_time(received_at)
     stored: list[tuple[int, str]] = []
     for start in range(0, len(rows), _SQLITE_CHUNK):
-        chunk = rows[start:start + _SQLITE_CHUNK]
+        chunk = rows[start : start + _SQLITE_CHUNK]
         flat: list[Any] = []
         for type_, occurred, key, contact_id, itype, ivalue, props in chunk:
-            flat += (workspace_id, type_, _sqlite_time(occurred), received, key, contact_id, itype, ivalue,
-                     source, props)
+            flat += (
+                workspace_id,
+                type_,
+                _sqlite_time(occurred),
+                received,
+                key,
+                contact_id,
+                itype,
+                ivalue,
+                source,
+                props,
+            )
         stored += [(r[0], r[1]) for r in conn.exec_driver_sql(_sqlite_insert(len(chunk)), tuple(flat))]
     return stored
 
@@ -325,8 +340,11 @@ def record_events(session: Session, items: Sequence[Any], *, source: str = "modu
         schema = schema_for(value["type"])
         if schema is not None:
             if schema.key_required and not value.get("idempotency_key"):
-                errors.append(ItemError(index, "missing", f"{value['type']} events need an idempotency_key",
-                                        "idempotency_key"))
+                errors.append(
+                    ItemError(
+                        index, "missing", f"{value['type']} events need an idempotency_key", "idempotency_key"
+                    )
+                )
                 continue
             by_type.setdefault(value["type"], []).append(len(good))
         good.append((index, value))
@@ -360,11 +378,17 @@ def record_events(session: Session, items: Sequence[Any], *, source: str = "modu
             continue  # a repeat inside the batch: the first one wins, this one counts as a duplicate
         index_of[key] = index
         identity = value.get("identity")
-        rows.append((
-            value["type"], value.get("occurred_at") or now, key, value.get("contact_id"),
-            identity["type"] if identity else None, identity["value"] if identity else None,
-            pydantic_core.to_json(value.get("properties", {})).decode(),
-        ))
+        rows.append(
+            (
+                value["type"],
+                value.get("occurred_at") or now,
+                key,
+                value.get("contact_id"),
+                identity["type"] if identity else None,
+                identity["value"] if identity else None,
+                pydantic_core.to_json(value.get("properties", {})).decode(),
+            )
+        )
     stored = _insert(session, workspace_id, now, source, rows)
 
     result.accepted = len(stored)
@@ -388,8 +412,13 @@ def _resolve_people(session: Session, good: list[tuple[int, EventItem]], errors:
     refs = []
     for _, v in named:
         identity = v.get("identity")
-        refs.append(PersonRef(v.get("contact_id"), identity["type"] if identity else None,
-                              identity["value"] if identity else None))
+        refs.append(
+            PersonRef(
+                v.get("contact_id"),
+                identity["type"] if identity else None,
+                identity["value"] if identity else None,
+            )
+        )
     answers = _resolver(session, refs)
     if len(answers) != len(refs):
         raise RuntimeError("the person resolver must answer once per ref")
@@ -417,8 +446,12 @@ def record_event(
 ) -> Event | None:
     """Record one fact; None when the workspace already has an event with this idempotency key."""
     item: dict[str, Any] = {"type": type, "properties": dict(properties or {})}
-    for name, value in (("contact_id", contact_id), ("identity", dict(identity) if identity else None),
-                        ("occurred_at", occurred_at), ("idempotency_key", idempotency_key)):
+    for name, value in (
+        ("contact_id", contact_id),
+        ("identity", dict(identity) if identity else None),
+        ("occurred_at", occurred_at),
+        ("idempotency_key", idempotency_key),
+    ):
         if value is not None:
             item[name] = value
     result = record_events(session, [item], source=source)
@@ -431,6 +464,7 @@ def record_event(
 
 
 # --- reading ----------------------------------------------------------------------------------------
+
 
 def get_event(session: Session, event_id: Any) -> Event:
     """One event of the bound workspace (404 for any other)."""
