@@ -266,3 +266,23 @@ def test_time_range_is_since_inclusive_until_exclusive(client, make_workspace, m
 
     assert [e["idempotency_key"] for e in r.json()["items"]] == ["o-2"]
     assert naive.status_code == 422
+
+
+def test_nul_characters_and_non_object_bodies_are_refused(client, db, make_workspace, make_key):
+    ws = make_workspace()
+    key = bearer(make_key(ws))
+    batch = [
+        {"type": "page.viewed", "properties": {"path": "/a\u0000b"}},
+        {"type": "page.viewed", "properties": {"path": "a literal \\u0000 is fine"}},
+        {"type": "page.viewed", "identity": {"type": "email", "value": "\u0000"}},
+    ]
+
+    r = client.post("/api/v1/events", json={"events": batch}, headers=key)
+    not_object = client.post("/api/v1/events", json=[1, 2], headers=key)
+
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1
+    assert [e["index"] for e in r.json()["errors"]] == [0, 2]
+    assert not_object.status_code == 422
+    assert not_object.json()["error"]["field"] == "body"
+    assert stored(db, ws.id) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from siyu.core import clock, events, jobs
 from siyu.core.errors import Invalid, TenancyViolation
 from siyu.core.event_schemas import _SCHEMAS, EventProperties, register_event_schema
-from siyu.core.events import PersonError, PersonRef, record_event, record_events
+from siyu.core.events import PersonError, PersonRef, record_event, record_events, record_events_json
 from siyu.core.models import Event, Job
 from siyu.core.tenancy import bind_workspace
 
@@ -258,3 +259,18 @@ def test_every_item_is_accepted_duplicate_or_refused(db, ws, items):
         assert count(db) == first.accepted + second.accepted
     finally:
         savepoint.rollback()
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=40)
+@given(st.lists(st.one_of(valid_items, invalid_items), min_size=1, max_size=30))
+def test_the_json_fast_path_agrees_with_the_item_path(db, ws, items):
+    body = json.dumps({"events": items}).encode()
+    outcomes = []
+    for record in (lambda: record_events(db, items), lambda: record_events_json(db, body)):
+        savepoint = db.begin_nested()
+        try:
+            result = record()
+            outcomes.append((result.accepted, result.duplicates, result.errors, sorted(result.event_ids)))
+        finally:
+            savepoint.rollback()
+    assert outcomes[0] == outcomes[1]

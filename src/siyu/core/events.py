@@ -13,13 +13,14 @@ rows, straight through the driver: this path is measured against a raw insert in
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from uuid import uuid4
 
 import pydantic_core
@@ -38,7 +39,7 @@ from typing_extensions import TypedDict
 
 from siyu.core import clock, jobs
 from siyu.core.db import is_postgres
-from siyu.core.errors import Invalid, TenancyViolation
+from siyu.core.errors import Invalid, SiyuError, TenancyViolation
 from siyu.core.event_schemas import register_event_schema, schema_for
 from siyu.core.models import Event
 from siyu.core.pagination import page
@@ -56,6 +57,7 @@ __all__ = [
     "on_event",
     "record_event",
     "record_events",
+    "record_events_json",
     "register_event_schema",
     "register_person_resolver",
 ]
@@ -101,8 +103,22 @@ class EventItem(TypedDict, total=False):
     properties: dict[str, Any]
 
 
+@with_config(ConfigDict(extra="forbid"))
+class EventBatch(TypedDict):
+    """The body of POST /events."""
+
+    events: Annotated[list[EventItem], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class _BatchShape(TypedDict):
+    events: Annotated[list[Any], Field(min_length=1, max_length=MAX_BATCH)]
+
+
 _ITEM: TypeAdapter[EventItem] = TypeAdapter(EventItem)
 _ITEMS: TypeAdapter[list[EventItem]] = TypeAdapter(list[EventItem])
+_BATCH: TypeAdapter[EventBatch] = TypeAdapter(EventBatch)
+_BATCH_SHAPE: TypeAdapter[_BatchShape] = TypeAdapter(_BatchShape)
 
 
 @dataclass(frozen=True)
@@ -266,12 +282,13 @@ _COLUMNS = (
     "identity_value, source, properties"
 )
 _CONFLICT = " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key"
+# PostgreSQL gets the whole batch as one JSON document: one parameter, parsed by the server in C,
+# instead of per-value adaptation in the driver.
 _PG_INSERT = (
     f"INSERT INTO events ({_COLUMNS}) "
-    "SELECT %s, t.type, t.occurred_at, %s, t.key, t.contact_id, t.itype, t.ivalue, %s, t.props::jsonb "
-    "FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
-    "%s::text[]) "
-    "AS t(type, occurred_at, key, contact_id, itype, ivalue, props)" + _CONFLICT
+    "SELECT %s, r.t, r.o, %s, r.k, r.c, r.it, r.iv, %s, r.p "
+    "FROM json_to_recordset(%s::json) "
+    "AS r(t text, o timestamptz, k text, c bigint, it text, iv text, p jsonb)" + _CONFLICT
 )
 _SQLITE_CHUNK = 1000  # 10 parameters a row, well under SQLite's 32,766
 
@@ -282,22 +299,28 @@ def _sqlite_insert(rows: int) -> str:
     return f"INSERT INTO events ({_COLUMNS}) VALUES {values}" + _CONFLICT
 
 
-Row = tuple[str, datetime, str, int | None, str | None, str | None, str]
+# type, occurred_at, idempotency key, contact id, identity type, identity value, properties
+Row = tuple[str, datetime, str, int | None, str | None, str | None, Any]
 
 
 def _insert(
     session: Session, workspace_id: int, received_at: datetime, source: str, rows: list[Row]
 ) -> list[tuple[int, str]]:
-    """Insert rows skipping known keys; the (id, key) of each stored row. One statement per chunk."""
+    """Insert rows skipping known keys; the (id, key) of each stored row. One statement per 1,000 rows."""
     if not rows:
         return []
     conn = session.connection()
     if is_postgres(session):
-        columns = list(zip(*rows, strict=True))
-        params = (workspace_id, received_at, source, *(list(c) for c in columns))
-        return [(r[0], r[1]) for r in conn.exec_driver_sql(_PG_INSERT, params)]
+        document = pydantic_core.to_json(
+            [{"t": t, "o": o, "k": k, "c": c, "it": it, "iv": iv, "p": p} for t, o, k, c, it, iv, p in rows]
+        ).decode()
+        return cast(
+            "list[tuple[int, str]]",
+            conn.exec_driver_sql(_PG_INSERT, (workspace_id, received_at, source, document)).fetchall(),
+        )
     received = _sqlite_time(received_at)
     stored: list[tuple[int, str]] = []
+    to_json = pydantic_core.to_json
     for start in range(0, len(rows), _SQLITE_CHUNK):
         chunk = rows[start : start + _SQLITE_CHUNK]
         flat: list[Any] = []
@@ -312,14 +335,54 @@ def _insert(
                 itype,
                 ivalue,
                 source,
-                props,
+                to_json(props).decode(),
             )
-        stored += [(r[0], r[1]) for r in conn.exec_driver_sql(_sqlite_insert(len(chunk)), tuple(flat))]
+        stored += cast(
+            "list[tuple[int, str]]", conn.exec_driver_sql(_sqlite_insert(len(chunk)), tuple(flat)).fetchall()
+        )
     return stored
 
 
 def record_events(session: Session, items: Sequence[Any], *, source: str = "module") -> BatchResult:
     """Store a batch: good items inserted (known keys skipped), bad ones reported by index, none raised."""
+    return _record(session, _validate_all(_ITEM, _ITEMS, list(items)), source, maybe_nul=True)
+
+
+def record_events_json(session: Session, body: bytes, *, source: str = "api") -> BatchResult:
+    """Store a batch sent as JSON `{"events": [...]}` (the REST API); a malformed body raises, items don't."""
+    try:
+        # The common case, a batch with no bad item, is parsed and checked in one pass of pydantic's core.
+        # JSON can only carry a NUL character as the escape \u0000, so most bodies skip that search.
+        events = _BATCH.validate_json(body)["events"]
+        return _record(session, events, source, maybe_nul=b"\\u0000" in body)
+    except ValidationError:
+        pass
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raise SiyuError("the body is not valid JSON", field="body", code="malformed_json") from None
+    try:
+        batch = _BATCH_SHAPE.validate_python(raw)
+    except ValidationError as exc:
+        error = _error_of(0, exc)
+        if error.field is None:
+            raise Invalid('the body is a JSON object {"events": [...]}', field="body") from None
+        raise Invalid(error.message, field=error.field, code=error.code) from None
+    return record_events(session, batch["events"], source=source)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _record(session: Session, parsed: list[Any], source: str, *, maybe_nul: bool) -> BatchResult:
+    """Store items already checked against the envelope (ValidationErrors in place of bad ones)."""
     workspace_id = _workspace_of(session)
     if not source or len(source) > 40:
         raise Invalid("source is 1 to 40 characters", field="source")
@@ -329,9 +392,15 @@ def record_events(session: Session, items: Sequence[Any], *, source: str = "modu
     errors: list[ItemError] = []
     good: list[tuple[int, EventItem]] = []
     by_type: dict[str, list[int]] = {}
-    for index, value in enumerate(_validate_all(_ITEM, _ITEMS, list(items))):
+    for index, value in enumerate(parsed):
         if isinstance(value, ValidationError):
             errors.append(_error_of(index, value))
+            continue
+        if maybe_nul and _has_nul(value):
+            # PostgreSQL stores no NUL in text or jsonb; refused on every engine so both behave alike.
+            errors.append(
+                ItemError(index, "invalid", "text may not contain the NUL character (\\u0000)", None)
+            )
             continue
         occurred = value.get("occurred_at")
         if occurred is not None and occurred > latest:
@@ -340,11 +409,8 @@ def record_events(session: Session, items: Sequence[Any], *, source: str = "modu
         schema = schema_for(value["type"])
         if schema is not None:
             if schema.key_required and not value.get("idempotency_key"):
-                errors.append(
-                    ItemError(
-                        index, "missing", f"{value['type']} events need an idempotency_key", "idempotency_key"
-                    )
-                )
+                message = f"{value['type']} events need an idempotency_key"
+                errors.append(ItemError(index, "missing", message, "idempotency_key"))
                 continue
             by_type.setdefault(value["type"], []).append(len(good))
         good.append((index, value))
@@ -386,7 +452,7 @@ def record_events(session: Session, items: Sequence[Any], *, source: str = "modu
                 value.get("contact_id"),
                 identity["type"] if identity else None,
                 identity["value"] if identity else None,
-                pydantic_core.to_json(value.get("properties", {})).decode(),
+                value.get("properties", {}),
             )
         )
     stored = _insert(session, workspace_id, now, source, rows)
