@@ -274,7 +274,7 @@ def _validate_all(one: TypeAdapter[Any], many: TypeAdapter[list[Any]], values: l
 
 def _sqlite_time(value: datetime) -> str:
     # The text SQLAlchemy's SQLite DATETIME stores, so ORM reads and range filters see the same thing.
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
 _COLUMNS = (
