@@ -291,8 +291,9 @@ def machine() -> list[str]:
         pg = c.execute(text("SHOW server_version")).scalar_one()
     return [
         f"- CPU: {cpu}, {os.cpu_count()} logical cores (shared with other work during the run)",
-        f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, PostgreSQL {pg} (same machine, "
-        "default settings)",
+        f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, PostgreSQL {pg} "
+        "(same machine, default settings)",
+        "- load average at the end of the run: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
         f"- siyu {version('siyu')}, FastAPI {version('fastapi')}, uvicorn {version('uvicorn')}, pydantic "
         f"{version('pydantic')}, SQLAlchemy {version('sqlalchemy')}, psycopg {version('psycopg')}",
         f"- {platform.platform()}",
@@ -304,10 +305,10 @@ def main() -> None:
     lines = [
         "# Event ingestion: HTTP API vs raw insert",
         "",
-        f"`SCALE={SCALE} uv run python bench/bench_events.py` — {BATCHES} batches of {BATCH:,} events per engine "
-        f"(half `order.paid` with two items, half a custom type), posted one after another to one uvicorn "
-        "process; each HTTP batch is followed by a raw insert of the same rows (SQLite `executemany`, "
-        "PostgreSQL `COPY`, one commit per batch). Goal: ratio ≥ 0.5.",
+        f"`SCALE={SCALE} uv run python bench/bench_events.py` — {BATCHES} batches of {BATCH:,} events "
+        "per engine (half `order.paid` with two items, half a custom type), posted one after another "
+        "to one uvicorn process; each HTTP batch is followed by a raw insert of the same rows "
+        "(SQLite `executemany`, PostgreSQL `COPY`, one commit per batch). Goal: ratio ≥ 0.5.",
         "",
         "| engine | events | HTTP events/s | raw events/s | ratio |",
         "|---|---:|---:|---:|---:|",
