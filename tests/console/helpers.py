@@ -30,3 +30,9 @@ def page_token(client: TestClient, path: str = "/console") -> str:
     r = client.get(path)
     assert r.status_code == 200, r.text
     return csrf_of(r.text)
+
+
+def post(client: TestClient, path: str, data: dict | None = None, **kwargs):
+    """Submit a console form with the session's CSRF token, without following the redirect."""
+    return client.post(path, data={"csrf_token": page_token(client), **(data or {})}, follow_redirects=False,
+                       **kwargs)

@@ -35,6 +35,7 @@ from siyu.core.auth import client_ip
 from siyu.core.errors import NotAuthenticated, NotFound, SiyuError, Throttled
 from siyu.core.i18n import LOCALES, negotiate
 from siyu.core.permissions import MODULES, Role
+from siyu.core.tenancy import bind_workspace
 from siyu.settings import get_settings
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -143,6 +144,8 @@ def switch_workspace(console: ConsoleDep, form: FormDep) -> Response:
     target = _text(form, "workspace_id")
     if not target.isdigit():
         raise NotAuthenticated("you are not a member of that workspace", field="workspace_id")
+    # Membership of the target workspace is another workspace's row: look it up unscoped.
+    bind_workspace(console.db, None)
     sessions.switch_workspace(console.db, console.cs, int(target))
     return redirect("/console")
 
