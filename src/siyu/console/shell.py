@@ -261,6 +261,7 @@ _EXPLAINED: dict[tuple[str, str | None], str] = {
     ("conflict", "user_id"): N_("The workspace must keep at least one owner."),
     ("conflict", "key_id"): N_("This API key is already revoked."),
 }
+_UNKNOWN_ERROR = N_("Something went wrong")
 _MINUTES = re.compile(r"(\d+) minute")
 
 
@@ -283,7 +284,7 @@ def error_page(request: Request, exc: SiyuError) -> Response:
     """A page (or, for htmx, a fragment) for an error: what went wrong and where to go."""
     locale = getattr(request.state, "locale", None) or negotiate(request.headers.get("accept-language"))
     catalog = translations(locale)
-    title = catalog.gettext(_ERROR_TITLES.get(exc.status, N_("Something went wrong")))
+    title = catalog.gettext(_ERROR_TITLES.get(exc.status, _UNKNOWN_ERROR))
     template = "_error_fragment.html" if is_htmx(request) else "error.html"
     return render(template, locale, {"status": exc.status, "title": title, "message": explain(exc, locale),
                                      "code": exc.code}, status=exc.status)
