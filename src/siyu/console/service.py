@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -83,7 +84,18 @@ def audit_actions(session: Session) -> list[str]:
     return list(session.execute(select(AuditEntry.action).distinct().order_by(AuditEntry.action)).scalars())
 
 
-def diff(entry: AuditEntry) -> list[tuple[str, Any, Any]]:
-    """(field, before, after) for every field an entry mentions."""
+def _shown(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def diff(entry: AuditEntry) -> list[tuple[str, str | None, str | None]]:
+    """(field, before, after) as text for every field an entry mentions with a value on either side."""
     before, after = entry.before or {}, entry.after or {}
-    return [(k, before.get(k), after.get(k)) for k in sorted(set(before) | set(after))]
+    rows = [(k, _shown(before.get(k)), _shown(after.get(k))) for k in sorted(set(before) | set(after))]
+    return [row for row in rows if row[1] is not None or row[2] is not None]
