@@ -20,9 +20,11 @@ def csrf_of(html: str) -> str:
 def sign_in(client: TestClient, email: str, password: str = PASSWORD, **extra: str):
     """Open the sign-in form and submit it; returns the response (a 303 on success)."""
     form = client.get("/console/login")
-    return client.post("/console/login", data={"email": email, "password": password,
-                                               "csrf_token": csrf_of(form.text), **extra},
-                       follow_redirects=False)
+    return client.post(
+        "/console/login",
+        data={"email": email, "password": password, "csrf_token": csrf_of(form.text), **extra},
+        follow_redirects=False,
+    )
 
 
 def page_token(client: TestClient, path: str = "/console") -> str:
@@ -34,5 +36,6 @@ def page_token(client: TestClient, path: str = "/console") -> str:
 
 def post(client: TestClient, path: str, data: dict | None = None, **kwargs):
     """Submit a console form with the session's CSRF token, without following the redirect."""
-    return client.post(path, data={"csrf_token": page_token(client), **(data or {})}, follow_redirects=False,
-                       **kwargs)
+    return client.post(
+        path, data={"csrf_token": page_token(client), **(data or {})}, follow_redirects=False, **kwargs
+    )

@@ -34,7 +34,9 @@ def test_right_password_opens_a_session_with_a_locked_down_cookie(client, db, ma
     assert _sessions(db) == 1
 
 
-def test_wrong_password_is_a_401_shown_at_the_field_and_opens_no_session(client, db, make_workspace, make_user):
+def test_wrong_password_is_a_401_shown_at_the_field_and_opens_no_session(
+    client, db, make_workspace, make_user
+):
     ws = make_workspace(locale="en")
     make_user(ws, email="ann@example.com")
 
@@ -48,7 +50,9 @@ def test_wrong_password_is_a_401_shown_at_the_field_and_opens_no_session(client,
     assert client.get("/console", follow_redirects=False).status_code == 303
 
 
-def test_five_failures_lock_the_account_even_against_the_right_password(client, db, make_workspace, make_user):
+def test_five_failures_lock_the_account_even_against_the_right_password(
+    client, db, make_workspace, make_user
+):
     ws = make_workspace(locale="en")
     make_user(ws, email="ann@example.com")
 
@@ -74,8 +78,10 @@ def test_expired_session_sends_pages_to_sign_in_and_refuses_writes(client, make_
     clock.set_clock(lambda: later)
 
     page = client.get("/console/settings", follow_redirects=False)
-    write = client.post("/console/settings", data={"csrf_token": token, "name": "Hacked", "timezone": "UTC",
-                                                   "currency": "CNY", "locale": "en"})
+    write = client.post(
+        "/console/settings",
+        data={"csrf_token": token, "name": "Hacked", "timezone": "UTC", "currency": "CNY", "locale": "en"},
+    )
 
     assert page.status_code == 303
     assert page.headers["location"] == "/console/login?next=%2Fconsole%2Fsettings"
@@ -89,10 +95,19 @@ def test_post_without_csrf_token_is_403_and_changes_nothing(client, db, make_wor
     sign_in(client, "ann@example.com")
     audited = db.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
 
-    missing = client.post("/console/settings", data={"name": "Renamed", "timezone": "UTC", "currency": "CNY",
-                                                     "locale": "en"})
-    wrong = client.post("/console/settings", data={"csrf_token": "forged", "name": "Renamed", "timezone": "UTC",
-                                                   "currency": "CNY", "locale": "en"})
+    missing = client.post(
+        "/console/settings", data={"name": "Renamed", "timezone": "UTC", "currency": "CNY", "locale": "en"}
+    )
+    wrong = client.post(
+        "/console/settings",
+        data={
+            "csrf_token": "forged",
+            "name": "Renamed",
+            "timezone": "UTC",
+            "currency": "CNY",
+            "locale": "en",
+        },
+    )
 
     assert missing.status_code == 403
     assert wrong.status_code == 403

@@ -14,7 +14,8 @@ _SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "i18n.py"
 
 def _i18n():
     spec = importlib.util.spec_from_file_location("siyu_i18n_script", _SCRIPT)
-    assert spec and spec.loader
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -36,9 +37,10 @@ def test_the_check_catches_a_missing_fuzzy_or_placeholder_dropping_translation(t
     template.add("Hello %(name)s")
     template.add("Goodbye")
     template.add("Fresh")
-    for locale, entries in {"zh_Hans": [("Hello %(name)s", "你好", False), ("Goodbye", "再见", True)],
-                            "es": [("Hello %(name)s", "Hola %(name)s", False), ("Goodbye", "Adiós", False),
-                                   ("Fresh", "", False)]}.items():
+    for locale, entries in {
+        "zh_Hans": [("Hello %(name)s", "你好", False), ("Goodbye", "再见", True)],
+        "es": [("Hello %(name)s", "Hola %(name)s", False), ("Goodbye", "Adiós", False), ("Fresh", "", False)],
+    }.items():
         catalog = Catalog(locale=locale.replace("_Hans", ""))
         for msgid, msgstr, fuzzy in entries:
             catalog.add(msgid, msgstr, flags=["fuzzy"] if fuzzy else [])
@@ -64,5 +66,6 @@ def test_runtime_catalogs_translate_and_format():
     assert translations("es").gettext("Audit log") == "Registro de auditoría"
     assert translations("es").ngettext(
         "Too many failed sign-ins. Try again in %(num)d minute.",
-        "Too many failed sign-ins. Try again in %(num)d minutes.", 3) % {"num": 3} == (
-        "Demasiados inicios de sesión fallidos. Vuelve a intentarlo dentro de 3 minutos.")
+        "Too many failed sign-ins. Try again in %(num)d minutes.",
+        3,
+    ) % {"num": 3} == ("Demasiados inicios de sesión fallidos. Vuelve a intentarlo dentro de 3 minutos.")

@@ -6,8 +6,15 @@ import pytest
 
 from tests.console.helpers import post, sign_in
 
-PAGES = ["/console", "/console/m/acquisition", "/console/m/analytics", "/console/settings", "/console/users",
-         "/console/api-keys", "/console/audit"]
+PAGES = [
+    "/console",
+    "/console/m/acquisition",
+    "/console/m/analytics",
+    "/console/settings",
+    "/console/users",
+    "/console/api-keys",
+    "/console/audit",
+]
 EXPECTED = {
     "en": ('lang="en"', "Audit log", "Nothing here yet"),
     "zh_Hans": ('lang="zh-Hans"', "审计日志", "这里还没有内容"),
@@ -50,7 +57,9 @@ def test_users_choice_beats_workspace_language_which_beats_the_browser(client, m
 
 
 def test_sign_in_page_follows_the_browser(client):
-    assert 'lang="zh-Hans"' in client.get("/console/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).text
+    assert (
+        'lang="zh-Hans"' in client.get("/console/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).text
+    )
     assert "Iniciar sesión" in client.get("/console/login", headers={"Accept-Language": "es-ES"}).text
 
 

@@ -1,4 +1,4 @@
-"""Console pages: permissions, forms with field errors, the once-only API key secret, workspaces, audit log."""
+"""Console pages: permissions, field errors, the once-only API key secret, workspaces, audit log."""
 
 from __future__ import annotations
 
@@ -49,8 +49,16 @@ def test_a_role_without_the_permission_gets_403(client, make_workspace, make_use
     if method == "get":
         r = client.get(path)
     else:
-        r = client.post(path, data={"csrf_token": page_token(client), "name": "Renamed", "timezone": "UTC",
-                                    "currency": "CNY", "locale": "en"})
+        r = client.post(
+            path,
+            data={
+                "csrf_token": page_token(client),
+                "name": "Renamed",
+                "timezone": "UTC",
+                "currency": "CNY",
+                "locale": "en",
+            },
+        )
 
     assert r.status_code == 403
     assert "does not allow" in r.text
@@ -69,8 +77,12 @@ def test_navigation_shows_only_what_the_role_may_open(client, make_workspace, ma
 
 
 def test_every_product_module_has_a_page_that_says_what_it_will_do(client, owner):
-    for key, phrase in [("acquisition", "Channel live codes"), ("contacts", "One profile per real person"),
-                        ("journeys", "Automations"), ("analytics", "Funnels")]:
+    for key, phrase in [
+        ("acquisition", "Channel live codes"),
+        ("contacts", "One profile per real person"),
+        ("journeys", "Automations"),
+        ("analytics", "Funnels"),
+    ]:
         r = client.get(f"/console/m/{key}")
         assert r.status_code == 200
         assert phrase in r.text
@@ -80,8 +92,11 @@ def test_every_product_module_has_a_page_that_says_what_it_will_do(client, owner
 def test_settings_are_saved_and_audited_as_the_user(client, db, owner):
     ws, user = owner
 
-    r = post(client, "/console/settings", {"name": "Acme Tea HK",
-                                               "timezone": "Asia/Hong_Kong", "currency": "hkd", "locale": "en"})
+    r = post(
+        client,
+        "/console/settings",
+        {"name": "Acme Tea HK", "timezone": "Asia/Hong_Kong", "currency": "hkd", "locale": "en"},
+    )
 
     assert r.status_code == 303
     assert "Settings saved." in client.get(r.headers["location"]).text
@@ -90,7 +105,11 @@ def test_settings_are_saved_and_audited_as_the_user(client, db, owner):
     assert (saved.name, saved.timezone, saved.currency) == ("Acme Tea HK", "Asia/Hong_Kong", "HKD")
     entry = _audit(db, ws.id, "workspace.update")[0]
     assert (entry.actor_type, entry.actor_id, entry.actor_label, entry.via) == (
-        "user", str(user.id), "owner@example.com", "console")
+        "user",
+        str(user.id),
+        "owner@example.com",
+        "console",
+    )
     assert entry.after == {"currency": "HKD", "name": "Acme Tea HK", "timezone": "Asia/Hong_Kong"}
 
 
@@ -116,8 +135,9 @@ def test_a_bad_setting_is_shown_next_to_its_field_and_nothing_changes(client, db
 def test_api_key_secret_is_shown_once_and_its_creation_is_in_the_audit_log(client, db, owner):
     ws, _ = owner
 
-    created = post(client, "/console/api-keys", {"name": "Shop sync",
-                                                     "scopes": ["events:write", "contacts:read"]})
+    created = post(
+        client, "/console/api-keys", {"name": "Shop sync", "scopes": ["events:write", "contacts:read"]}
+    )
 
     assert created.status_code == 200
     assert created.headers["cache-control"] == "no-store"
@@ -150,7 +170,9 @@ def test_revoking_a_key_through_htmx_returns_its_row(client, db, owner):
     token = page_token(client)
 
     refused = client.post(f"/console/api-keys/{key.id}/revoke", headers={"HX-Request": "true"})
-    revoked = client.post(f"/console/api-keys/{key.id}/revoke", headers={"HX-Request": "true", "X-CSRF-Token": token})
+    revoked = client.post(
+        f"/console/api-keys/{key.id}/revoke", headers={"HX-Request": "true", "X-CSRF-Token": token}
+    )
 
     assert refused.status_code == 403
     assert revoked.status_code == 200
@@ -160,8 +182,10 @@ def test_revoking_a_key_through_htmx_returns_its_row(client, db, owner):
     assert db.get(ApiKey, key.id).revoked_at is not None
 
 
-def test_switching_workspace_shows_the_other_one_and_refuses_strangers(client, db, make_workspace, make_user, owner):
-    ws, user = owner
+def test_switching_workspace_shows_the_other_one_and_refuses_strangers(
+    client, db, make_workspace, make_user, owner
+):
+    _, user = owner
     other = make_workspace("Second Shop", locale="en")
     stranger = make_workspace("Not Yours", locale="en")
     from siyu.core import workspaces
@@ -183,9 +207,11 @@ def test_switching_workspace_shows_the_other_one_and_refuses_strangers(client, d
 def test_members_are_added_given_roles_and_removed_with_an_audit_trail(client, db, owner):
     ws, _ = owner
 
-    added = post(client, "/console/users", {"email": "Bob@Example.com",
-                                                "name": "Bob", "password": "a long enough password",
-                                                "role": "operator"})
+    added = post(
+        client,
+        "/console/users",
+        {"email": "Bob@Example.com", "name": "Bob", "password": "a long enough password", "role": "operator"},
+    )
     bob = next(m for m in db.execute(select(Membership)).scalars() if m.role == "operator")
     changed = post(client, f"/console/users/{bob.user_id}/role", {"role": "analyst"})
     removed = post(client, f"/console/users/{bob.user_id}/remove", {})
@@ -198,8 +224,7 @@ def test_members_are_added_given_roles_and_removed_with_an_audit_trail(client, d
 
 
 def test_member_form_errors_are_at_their_fields(client, db, owner):
-    bad_email = post(client, "/console/users", {"email": "not-an-email",
-                                                    "role": "operator"})
+    bad_email = post(client, "/console/users", {"email": "not-an-email", "role": "operator"})
     no_password = post(client, "/console/users", {"email": "new@example.com", "role": "operator"})
 
     assert bad_email.status_code == 422
@@ -220,16 +245,24 @@ def test_the_last_owner_cannot_be_demoted(client, owner):
 def test_audit_log_pages_with_a_cursor_and_shows_before_and_after(client, db, owner):
     ws, _ = owner
     for n in range(3):
-        post(client, "/console/settings", {"name": f"Name {n}",
-                                               "timezone": "UTC", "currency": "CNY", "locale": "en"})
-    entries, cursor = service.audit_page(bind_workspace(db, ws.id), cursor=None, action="workspace.update", limit=2)
+        post(
+            client,
+            "/console/settings",
+            {"name": f"Name {n}", "timezone": "UTC", "currency": "CNY", "locale": "en"},
+        )
+    entries, cursor = service.audit_page(
+        bind_workspace(db, ws.id), cursor=None, action="workspace.update", limit=2
+    )
     bind_workspace(db, None)
     assert len(entries) == 2
     assert cursor
 
     first = client.get("/console/audit", params={"action": "workspace.update"})
-    more = client.get("/console/audit", params={"action": "workspace.update", "cursor": cursor},
-                      headers={"HX-Request": "true"})
+    more = client.get(
+        "/console/audit",
+        params={"action": "workspace.update", "cursor": cursor},
+        headers={"HX-Request": "true"},
+    )
 
     assert first.text.count('class="diff-before"') >= 3
     assert "Name 1" in first.text
@@ -245,8 +278,14 @@ def test_events_per_day_counts_local_days_and_the_dashboard_charts_them(client, 
     clock.set_clock(lambda: now)
     bind_workspace(db, ws.id)
     # 17:30 UTC on the 19th is 01:30 on the 20th in Shanghai.
-    for i, at in enumerate([datetime(2026, 11, 19, 17, 30, tzinfo=UTC), datetime(2026, 11, 20, 1, 0, tzinfo=UTC),
-                            datetime(2026, 11, 19, 3, 0, tzinfo=UTC), datetime(2026, 11, 1, 3, 0, tzinfo=UTC)]):
+    for i, at in enumerate(
+        [
+            datetime(2026, 11, 19, 17, 30, tzinfo=UTC),
+            datetime(2026, 11, 20, 1, 0, tzinfo=UTC),
+            datetime(2026, 11, 19, 3, 0, tzinfo=UTC),
+            datetime(2026, 11, 1, 3, 0, tzinfo=UTC),
+        ]
+    ):
         db.add(Event(type="order.paid", occurred_at=at, idempotency_key=f"e{i}", properties={}))
     db.commit()
 

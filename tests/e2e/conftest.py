@@ -47,14 +47,21 @@ def _seed(url: str) -> None:
     with Session(engine) as session:
         owner = workspaces.create_user(session, email=EMAIL, name="Olivia Chen", password=PASSWORD)
         workspaces.create_workspace(session, actor, name="Acme Tea", owner=owner, locale="en", timezone="UTC")
-        second = workspaces.create_workspace(session, actor, name="Second Shop", owner=owner, locale="en",
-                                             timezone="UTC", currency="USD")
+        second = workspaces.create_workspace(
+            session, actor, name="Second Shop", owner=owner, locale="en", timezone="UTC", currency="USD"
+        )
         bind_workspace(session, second.id)
         now = clock.now()
         for day in range(14):
             for n in range((day * 7) % 11 + 2):
-                session.add(Event(type="order.paid", occurred_at=now - timedelta(days=day, minutes=n),
-                                  idempotency_key=f"seed-{day}-{n}", properties={}))
+                session.add(
+                    Event(
+                        type="order.paid",
+                        occurred_at=now - timedelta(days=day, minutes=n),
+                        idempotency_key=f"seed-{day}-{n}",
+                        properties={},
+                    )
+                )
         session.commit()
     engine.dispose()
 
@@ -73,11 +80,26 @@ def server() -> Iterator[Server]:
     with fresh_database() as url, tempfile.TemporaryDirectory(prefix="siyu-e2e-") as var:
         _seed(url)
         port = _free_port()
-        env = {**os.environ, "SIYU_DATABASE_URL": url, "SIYU_VAR_DIR": var,
-               "SIYU_SECRET_KEY": "e2e-secret-key-not-for-production"}
+        env = {
+            **os.environ,
+            "SIYU_DATABASE_URL": url,
+            "SIYU_VAR_DIR": var,
+            "SIYU_SECRET_KEY": "e2e-secret-key-not-for-production",
+        }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "siyu.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "siyu.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
             env=env,
         )
         try:
@@ -112,8 +134,13 @@ def browser(server: Server) -> Iterator[object]:
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu",
-                  "--host-resolver-rules=MAP localhost 127.0.0.1"],
+            args=[
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-gpu",
+                "--host-resolver-rules=MAP localhost 127.0.0.1",
+            ],
         )
         yield chromium
         chromium.close()
@@ -122,8 +149,9 @@ def browser(server: Server) -> Iterator[object]:
 @pytest.fixture
 def page(browser, server: Server) -> Iterator[object]:
     """A fresh browser context (no cookies) and page."""
-    context = browser.new_context(base_url=server.base_url, viewport={"width": 1360, "height": 900},
-                                  locale="en-US")
+    context = browser.new_context(
+        base_url=server.base_url, viewport={"width": 1360, "height": 900}, locale="en-US"
+    )
     pg = context.new_page()
     yield pg
     context.close()

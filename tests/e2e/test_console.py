@@ -1,4 +1,4 @@
-"""The issue's browser scenario: sign in, change language, switch workspace, make an API key, find it audited."""
+"""The issue's browser scenario: sign in, change language and workspace, make a key, find it audited."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the console's platform pages read: the dashboard's numbers and the audit log, in the bound workspace."""
+"""What the console's platform pages read in the bound workspace: dashboard numbers and the audit log."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""The console's frame: templates per locale, the signed-in person, CSRF, and one place that turns errors into pages."""
+"""The console's frame: templates per locale, the signed-in person, CSRF, errors turned into pages."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -80,13 +80,24 @@ def environment(locale: str) -> Environment:
     )
     catalog = translations(locale)
     env.install_gettext_callables(catalog.gettext, catalog.ngettext, newstyle=True)  # type: ignore[attr-defined]
-    env.globals.update(locale=locale, LOCALES=LOCALES, LOCALE_NAMES=LOCALE_NAMES, version=__version__,
-                       html_lang={"zh_Hans": "zh-Hans", "es": "es"}.get(locale, "en"))
+    env.globals.update(
+        locale=locale,
+        LOCALES=LOCALES,
+        LOCALE_NAMES=LOCALE_NAMES,
+        version=__version__,
+        html_lang={"zh_Hans": "zh-Hans", "es": "es"}.get(locale, "en"),
+    )
     return env
 
 
-def render(template: str, locale: str, context: Mapping[str, Any], *, status: int = 200,
-           headers: Mapping[str, str] | None = None) -> HTMLResponse:
+def render(
+    template: str,
+    locale: str,
+    context: Mapping[str, Any],
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
     """A rendered page with the console's security headers."""
     html = environment(locale).get_template(template).render(**context)
     response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))
@@ -125,13 +136,20 @@ class Console:
         """True when the user's role allows `access` on `module` here."""
         return self.auth.can(module, access)
 
-    def page(self, template: str, *, status: int = 200, headers: Mapping[str, str] | None = None,
-             **context: Any) -> HTMLResponse:
+    def page(
+        self, template: str, *, status: int = 200, headers: Mapping[str, str] | None = None, **context: Any
+    ) -> HTMLResponse:
         """Render a console page with the frame's context (user, workspace, switchers, CSRF token)."""
         base = {
-            "me": self.user, "workspace": self.workspace, "role": self.role, "spaces": self.spaces,
-            "csrf_token": self.cs.csrf_token, "can": self.can, "path": self.request.url.path,
-            "nav_modules": PRODUCT_MODULES, "role_names": ROLE_NAMES,
+            "me": self.user,
+            "workspace": self.workspace,
+            "role": self.role,
+            "spaces": self.spaces,
+            "csrf_token": self.cs.csrf_token,
+            "can": self.can,
+            "path": self.request.url.path,
+            "nav_modules": PRODUCT_MODULES,
+            "role_names": ROLE_NAMES,
             "flash": self.gettext(FLASHES[self.flash]) if self.flash in FLASHES else None,
         }
         response = render(template, self.locale, {**base, **context}, status=status, headers=headers)
@@ -166,7 +184,9 @@ def current(request: Request, db: Session = Depends(console_db)) -> Console:
     chosen = roles.get(cs.workspace_id or -1) or (spaces[0] if spaces else None)
     if chosen is None:
         request.state.locale = pick_locale(user, None, request.headers.get("accept-language"))
-        raise Forbidden("you are not a member of any workspace yet: ask an owner to add you", code="no_workspace")
+        raise Forbidden(
+            "you are not a member of any workspace yet: ask an owner to add you", code="no_workspace"
+        )
     ws, role = chosen
     bind_workspace(db, ws.id)
     locale = pick_locale(user, ws, request.headers.get("accept-language"))
@@ -177,8 +197,18 @@ def current(request: Request, db: Session = Depends(console_db)) -> Console:
         role=role,
         user_id=user.id,
     )
-    return Console(request=request, db=db, cs=cs, user=user, workspace=ws, role=role, auth=auth, locale=locale,
-                   spaces=spaces, flash=request.cookies.get(FLASH_COOKIE))
+    return Console(
+        request=request,
+        db=db,
+        cs=cs,
+        user=user,
+        workspace=ws,
+        role=role,
+        auth=auth,
+        locale=locale,
+        spaces=spaces,
+        flash=request.cookies.get(FLASH_COOKIE),
+    )
 
 
 def _csrf_from(request: Request, form: FormData) -> str:
@@ -191,8 +221,10 @@ async def checked_form(request: Request, console: Console = Depends(current)) ->
     form = await request.form()
     sent = _csrf_from(request, form)
     if not sent or not security.same(sent, console.cs.csrf_token):
-        raise CsrfRefused("this form is missing its security token or it is stale: reload the page and try again",
-                          field=CSRF_FIELD)
+        raise CsrfRefused(
+            "this form is missing its security token or it is stale: reload the page and try again",
+            field=CSRF_FIELD,
+        )
     return form
 
 
@@ -207,8 +239,15 @@ def redirect(url: str, *, flash: str | None = None) -> RedirectResponse:
     """A 303 after a write (post/redirect/get), optionally carrying a flash message key."""
     response = RedirectResponse(url, status_code=303)
     if flash:
-        response.set_cookie(FLASH_COOKIE, flash, path="/console", httponly=True, samesite="lax",
-                            secure=get_settings().cookie_secure, max_age=60)
+        response.set_cookie(
+            FLASH_COOKIE,
+            flash,
+            path="/console",
+            httponly=True,
+            samesite="lax",
+            secure=get_settings().cookie_secure,
+            max_age=60,
+        )
     return response
 
 
@@ -225,22 +264,35 @@ def refuse_login_required(request: Request) -> Response:
         return RedirectResponse(login_url, status_code=303)
     locale = negotiate(request.headers.get("accept-language"))
     catalog = translations(locale)
-    return render("error.html", locale, {
-        "status": 401, "title": catalog.gettext("Please sign in"),
-        "message": catalog.gettext("Your session has ended. Sign in again to continue."),
-        "login_url": login_url,
-    }, status=401, headers={"HX-Redirect": login_url} if is_htmx(request) else None)
+    return render(
+        "error.html",
+        locale,
+        {
+            "status": 401,
+            "title": catalog.gettext("Please sign in"),
+            "message": catalog.gettext("Your session has ended. Sign in again to continue."),
+            "login_url": login_url,
+        },
+        status=401,
+        headers={"HX-Redirect": login_url} if is_htmx(request) else None,
+    )
 
 
 _ERROR_TITLES = {
-    401: N_("Please sign in"), 403: N_("Not allowed"), 404: N_("Not found"), 409: N_("Conflict"),
-    413: N_("Too large"), 422: N_("Please check the form"), 429: N_("Too many attempts"),
+    401: N_("Please sign in"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    409: N_("Conflict"),
+    413: N_("Too large"),
+    422: N_("Please check the form"),
+    429: N_("Too many attempts"),
 }
 
 # What a person reads for the errors the console can meet; the English service message is the fallback.
 _EXPLAINED: dict[tuple[str, str | None], str] = {
-    ("csrf", CSRF_FIELD): N_("This form is missing its security token or it has expired. Reload the page and try "
-                             "again."),
+    ("csrf", CSRF_FIELD): N_(
+        "This form is missing its security token or it has expired. Reload the page and try again."
+    ),
     ("forbidden", None): N_("Your role in this workspace does not allow this."),
     ("forbidden", "role"): N_("Only an owner may grant or take away the owner role."),
     ("no_workspace", None): N_("You are not a member of any workspace yet. Ask an owner to add you."),
@@ -271,9 +323,11 @@ def explain(exc: SiyuError, locale: str) -> str:
     if exc.code == "throttled":
         found = _MINUTES.search(exc.message)
         minutes = int(found.group(1)) if found else 15
-        return catalog.ngettext("Too many failed sign-ins. Try again in %(num)d minute.",
-                                "Too many failed sign-ins. Try again in %(num)d minutes.",
-                                minutes) % {"num": minutes}
+        return catalog.ngettext(
+            "Too many failed sign-ins. Try again in %(num)d minute.",
+            "Too many failed sign-ins. Try again in %(num)d minutes.",
+            minutes,
+        ) % {"num": minutes}
     if exc.code == "invalid" and exc.field == "name" and "120" not in exc.message:
         return catalog.gettext("Enter a name.")
     message = _EXPLAINED.get((exc.code, exc.field)) or _EXPLAINED.get((exc.code, None))
@@ -286,14 +340,18 @@ def error_page(request: Request, exc: SiyuError) -> Response:
     catalog = translations(locale)
     title = catalog.gettext(_ERROR_TITLES.get(exc.status, _UNKNOWN_ERROR))
     template = "_error_fragment.html" if is_htmx(request) else "error.html"
-    return render(template, locale, {"status": exc.status, "title": title, "message": explain(exc, locale),
-                                     "code": exc.code}, status=exc.status)
+    return render(
+        template,
+        locale,
+        {"status": exc.status, "title": title, "message": explain(exc, locale), "code": exc.code},
+        status=exc.status,
+    )
 
 
 class ConsoleRoute(APIRoute):
     """Console routes commit before answering and turn errors into pages, rolling back first."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def run(request: Request) -> Response:

@@ -53,7 +53,7 @@ def _text(form: FormData, name: str) -> str:
 
 
 def _attempt(db: Session, write: Callable[[], T]) -> T:
-    """Run one service call in a savepoint, so a refused write leaves nothing behind while the page re-renders."""
+    """Run one service call in a savepoint: a refused write leaves nothing behind and the form re-renders."""
     with db.begin_nested():
         return write()
 
@@ -64,17 +64,41 @@ def _field_errors(exc: SiyuError, locale: str) -> dict[str, str]:
 
 # --- sign in and out ------------------------------------------------------------------------------
 
+
 def _login_locale(request: Request, lang: str | None) -> str:
     return lang if lang in LOCALES else negotiate(request.headers.get("accept-language"))
 
 
-def _login_page(request: Request, locale: str, *, token: str, status: int = 200, email: str = "",
-                next_url: str = "/console", errors: dict[str, str] | None = None) -> Response:
-    response = render("login.html", locale, {
-        "csrf_token": token, "email": email, "next": next_url, "errors": errors or {}, "path": request.url.path,
-    }, status=status)
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, path="/console", httponly=True, samesite="strict",
-                        secure=get_settings().cookie_secure)
+def _login_page(
+    request: Request,
+    locale: str,
+    *,
+    token: str,
+    status: int = 200,
+    email: str = "",
+    next_url: str = "/console",
+    errors: dict[str, str] | None = None,
+) -> Response:
+    response = render(
+        "login.html",
+        locale,
+        {
+            "csrf_token": token,
+            "email": email,
+            "next": next_url,
+            "errors": errors or {},
+            "path": request.url.path,
+        },
+        status=status,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        path="/console",
+        httponly=True,
+        samesite="strict",
+        secure=get_settings().cookie_secure,
+    )
     return response
 
 
@@ -102,8 +126,12 @@ async def _login_fields(request: Request) -> FormData:
 
 
 @router.post("/console/login")
-def login(request: Request, form: Annotated[FormData, Depends(_login_fields)],
-          db: Annotated[Session, Depends(console_db)], lang: str | None = None) -> Response:
+def login(
+    request: Request,
+    form: Annotated[FormData, Depends(_login_fields)],
+    db: Annotated[Session, Depends(console_db)],
+    lang: str | None = None,
+) -> Response:
     """Check the password, open a session and set its cookie; failures count toward a lock-out."""
     settings = get_settings()
     locale = _login_locale(request, lang)
@@ -111,18 +139,36 @@ def login(request: Request, form: Annotated[FormData, Depends(_login_fields)],
     password = form.get("password")
     try:
         opened = sessions.login(
-            db, email=email, password=password if isinstance(password, str) else "", ip=client_ip(request),
-            hours=settings.session_hours, max_failures=settings.login_max_failures,
+            db,
+            email=email,
+            password=password if isinstance(password, str) else "",
+            ip=client_ip(request),
+            hours=settings.session_hours,
+            max_failures=settings.login_max_failures,
             window=timedelta(minutes=settings.login_window_minutes),
         )
     except (NotAuthenticated, Throttled) as exc:
         # The failure counter is the lock-out's memory: keep it although the sign-in failed.
         db.commit()
-        return _login_page(request, locale, token=security.token(24), status=exc.status, email=email,
-                           next_url=next_url, errors=_field_errors(exc, locale))
+        return _login_page(
+            request,
+            locale,
+            token=security.token(24),
+            status=exc.status,
+            email=email,
+            next_url=next_url,
+            errors=_field_errors(exc, locale),
+        )
     response = RedirectResponse(next_url, status_code=303)
-    response.set_cookie(SESSION_COOKIE, opened.token, max_age=settings.session_hours * 3600, path="/",
-                        httponly=True, secure=settings.cookie_secure, samesite="lax")
+    response.set_cookie(
+        SESSION_COOKIE,
+        opened.token,
+        max_age=settings.session_hours * 3600,
+        path="/",
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="lax",
+    )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
     return response
 
@@ -137,6 +183,7 @@ def logout(request: Request, console: ConsoleDep, form: FormDep) -> Response:
 
 
 # --- frame: workspace and language ----------------------------------------------------------------
+
 
 @router.post("/console/workspace")
 def switch_workspace(console: ConsoleDep, form: FormDep) -> Response:
@@ -159,14 +206,20 @@ def switch_locale(console: ConsoleDep, form: FormDep) -> Response:
 
 # --- dashboard and modules ------------------------------------------------------------------------
 
+
 @router.get("/console")
 def dashboard(console: ConsoleDep) -> Response:
     """The workspace at a glance: its settings, events over the last two weeks, jobs by status."""
     days = service.events_per_day(console.db, timezone=console.workspace.timezone)
     summary = service.summary(console.db, with_jobs=console.can("jobs", "read"))
-    return console.page("dashboard.html", days=days, total_events=sum(d.count for d in days), summary=summary,
-                        chart={"days": [d.day.isoformat() for d in days], "counts": [d.count for d in days]},
-                        modules=PRODUCT_MODULES)
+    return console.page(
+        "dashboard.html",
+        days=days,
+        total_events=sum(d.count for d in days),
+        summary=summary,
+        chart={"days": [d.day.isoformat() for d in days], "counts": [d.count for d in days]},
+        modules=PRODUCT_MODULES,
+    )
 
 
 @router.get("/console/m/{module}")
@@ -181,12 +234,24 @@ def product_module(module: str, console: ConsoleDep) -> Response:
 
 # --- settings -------------------------------------------------------------------------------------
 
-def _settings_page(console: Console, *, values: dict[str, str] | None = None,
-                   errors: dict[str, str] | None = None, status: int = 200) -> Response:
+
+def _settings_page(
+    console: Console,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
     ws = console.workspace
     current_values = {"name": ws.name, "timezone": ws.timezone, "currency": ws.currency, "locale": ws.locale}
-    return console.page("settings.html", status=status, values=values or current_values, errors=errors or {},
-                        timezones=TIMEZONES, editable=console.can("workspace", "write"))
+    return console.page(
+        "settings.html",
+        status=status,
+        values=values or current_values,
+        errors=errors or {},
+        timezones=TIMEZONES,
+        editable=console.can("workspace", "write"),
+    )
 
 
 @router.get("/console/settings")
@@ -203,22 +268,40 @@ def settings_save(console: ConsoleDep, form: FormDep) -> Response:
     values = {k: _text(form, k) for k in ("name", "timezone", "currency", "locale")}
     values["currency"] = values["currency"].upper()
     try:
-        _attempt(console.db, lambda: workspaces.update_workspace(console.db, console.actor, console.workspace, values))
+        _attempt(
+            console.db,
+            lambda: workspaces.update_workspace(console.db, console.actor, console.workspace, values),
+        )
     except SiyuError as exc:
         console.db.refresh(console.workspace)
-        return _settings_page(console, values=values, errors=_field_errors(exc, console.locale), status=exc.status)
+        return _settings_page(
+            console, values=values, errors=_field_errors(exc, console.locale), status=exc.status
+        )
     return redirect("/console/settings", flash="saved")
 
 
 # --- users and roles ------------------------------------------------------------------------------
 
-def _users_page(console: Console, *, values: dict[str, str] | None = None,
-                errors: dict[str, str] | None = None, status: int = 200) -> Response:
+
+def _users_page(
+    console: Console,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
     editable = console.can("members", "write")
     roles = [r.value for r in Role if r != Role.OWNER or console.role == Role.OWNER.value]
-    return console.page("users.html", status=status, members=workspaces.list_members(console.db), roles=roles,
-                        role_names=ROLE_NAMES, editable=editable, values=values or {"role": "operator"},
-                        errors=errors or {})
+    return console.page(
+        "users.html",
+        status=status,
+        members=workspaces.list_members(console.db),
+        roles=roles,
+        role_names=ROLE_NAMES,
+        editable=editable,
+        values=values or {"role": "operator"},
+        errors=errors or {},
+    )
 
 
 @router.get("/console/users")
@@ -235,13 +318,23 @@ def add_member(console: ConsoleDep, form: FormDep) -> Response:
     values = {k: _text(form, k) for k in ("email", "name", "role")}
     password = form.get("password")
     try:
-        _attempt(console.db, lambda: workspaces.add_member(
-            console.db, console.actor, workspace_id=console.workspace.id, email=values["email"], role=values["role"],
-            name=values["name"] or None, password=password if isinstance(password, str) and password else None,
-            actor_role=console.role,
-        ))
+        _attempt(
+            console.db,
+            lambda: workspaces.add_member(
+                console.db,
+                console.actor,
+                workspace_id=console.workspace.id,
+                email=values["email"],
+                role=values["role"],
+                name=values["name"] or None,
+                password=password if isinstance(password, str) and password else None,
+                actor_role=console.role,
+            ),
+        )
     except SiyuError as exc:
-        return _users_page(console, values=values, errors=_field_errors(exc, console.locale), status=exc.status)
+        return _users_page(
+            console, values=values, errors=_field_errors(exc, console.locale), status=exc.status
+        )
     return redirect("/console/users", flash="member_added")
 
 
@@ -265,13 +358,28 @@ def remove_member(user_id: int, console: ConsoleDep, form: FormDep) -> Response:
 
 # --- API keys -------------------------------------------------------------------------------------
 
-def _keys_page(console: Console, *, created: workspaces.NewKey | None = None, values: dict[str, Any] | None = None,
-               errors: dict[str, str] | None = None, status: int = 200) -> Response:
+
+def _keys_page(
+    console: Console,
+    *,
+    created: workspaces.NewKey | None = None,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
     # The page that shows a secret must not be kept by the browser or a proxy.
     headers = {"Cache-Control": "no-store"} if created else None
-    return console.page("api_keys.html", status=status, headers=headers, keys=workspaces.list_api_keys(console.db),
-                        created=created, scope_modules=SCOPE_MODULES, editable=console.can("api_keys", "write"),
-                        values=values or {"name": "", "scopes": []}, errors=errors or {})
+    return console.page(
+        "api_keys.html",
+        status=status,
+        headers=headers,
+        keys=workspaces.list_api_keys(console.db),
+        created=created,
+        scope_modules=SCOPE_MODULES,
+        editable=console.can("api_keys", "write"),
+        values=values or {"name": "", "scopes": []},
+        errors=errors or {},
+    )
 
 
 @router.get("/console/api-keys")
@@ -288,11 +396,16 @@ def create_api_key(console: ConsoleDep, form: FormDep) -> Response:
     name = _text(form, "name")
     scopes = [s for s in form.getlist("scopes") if isinstance(s, str)]
     try:
-        created = _attempt(console.db, lambda: workspaces.create_api_key(console.db, console.actor, name=name,
-                                                                         scopes=scopes))
+        created = _attempt(
+            console.db, lambda: workspaces.create_api_key(console.db, console.actor, name=name, scopes=scopes)
+        )
     except SiyuError as exc:
-        return _keys_page(console, values={"name": name, "scopes": scopes},
-                          errors=_field_errors(exc, console.locale), status=exc.status)
+        return _keys_page(
+            console,
+            values={"name": name, "scopes": scopes},
+            errors=_field_errors(exc, console.locale),
+            status=exc.status,
+        )
     return _keys_page(console, created=created)
 
 
@@ -308,12 +421,18 @@ def revoke_api_key(key_id: int, console: ConsoleDep, form: FormDep) -> Response:
 
 # --- audit log ------------------------------------------------------------------------------------
 
+
 @router.get("/console/audit")
 def audit(console: ConsoleDep, action: str | None = None, cursor: str | None = None) -> Response:
     """Every write in the workspace, newest first, with what changed."""
     console.auth.require("audit", "read")
     entries, next_cursor = service.audit_page(console.db, cursor=cursor or None, action=action or None)
-    context = {"entries": entries, "next_cursor": next_cursor, "action": action or "", "diff": service.diff}
+    context: dict[str, Any] = {
+        "entries": entries,
+        "next_cursor": next_cursor,
+        "action": action or "",
+        "diff": service.diff,
+    }
     if is_htmx(console.request) and cursor:
         return console.page("_audit_rows.html", **context)
     return console.page("audit.html", actions=service.audit_actions(console.db), **context)
