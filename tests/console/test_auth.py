@@ -155,3 +155,26 @@ def test_root_leads_to_the_console_and_static_assets_are_served(client):
     login = client.get("/console/login")
     assert csrf_of(login.text)
     assert "frame-ancestors 'none'" in login.headers["content-security-policy"]
+
+
+def test_htmx_call_after_expiry_gets_401_and_a_way_back_to_sign_in(client, make_workspace, make_user):
+    ws = make_workspace(locale="en")
+    make_user(ws, email="ann@example.com")
+    sign_in(client, "ann@example.com")
+    later = clock.now() + timedelta(hours=13)
+    clock.set_clock(lambda: later)
+
+    r = client.get("/console/audit", params={"cursor": "x"}, headers={"HX-Request": "true"})
+
+    assert r.status_code == 401
+    assert r.headers["hx-redirect"].startswith("/console/login?next=")
+
+
+def test_a_user_without_any_workspace_is_told_so(client, make_user):
+    make_user(email="loner@example.com")
+
+    assert sign_in(client, "loner@example.com").status_code == 303
+    r = client.get("/console")
+
+    assert r.status_code == 403
+    assert "not a member of any workspace" in r.text
