@@ -12,6 +12,9 @@ pytestmark = pytest.mark.e2e
 def test_owner_signs_in_switches_language_and_workspace_and_creates_a_key_seen_once(page, server):
     from playwright.sync_api import expect
 
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
     page.goto("/console")
     expect(page).to_have_url(re.compile(r"/console/login\?next="))
     page.get_by_label("Email").fill(server.email)
@@ -52,6 +55,12 @@ def test_owner_signs_in_switches_language_and_workspace_and_creates_a_key_seen_o
     page.locator(".sidebar").get_by_role("link", name="概览").click()
     expect(page.locator("#events-chart canvas")).to_have_count(1)
     page.screenshot(path="/tmp/siyu-console.png", full_page=True)
+
+    page.locator(".user-button").click()
+    page.get_by_role("button", name="退出登录").click()
+    expect(page).to_have_url(re.compile(r"/console/login$"))
+    # Scripts ran under the Content-Security-Policy without a refusal or an exception.
+    assert problems == []
 
 
 def test_wrong_password_shows_the_error_at_the_field(page, server):
