@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,7 +22,9 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.core.api_events", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
-ROOT_ROUTERS: tuple[tuple[str, str], ...] = ()
+ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
+    ("siyu.console.views", "router"),
+)
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
@@ -121,6 +124,10 @@ def create_app(*, start_worker: bool = False) -> FastAPI:
         app.include_router(getattr(importlib.import_module(module), attr), prefix="/api/v1")
     for module, attr in ROOT_ROUTERS:
         app.include_router(getattr(importlib.import_module(module), attr))
+
+    from siyu.console.shell import STATIC_DIR
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -1,0 +1,121 @@
+"""The console's navigation: product modules in the order of the marketing loop, and role names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from siyu.core.permissions import MODULES
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction; it is translated where it is shown."""
+    return message
+
+
+@dataclass(frozen=True)
+class ProductModule:
+    """A product module's place in the console: its title and what it will do, shown until it arrives."""
+
+    key: str
+    title: str
+    promise: str
+    first_step: str
+
+
+# Acquire → welcome & tag → retain → activate → convert → review (PRODUCT.md).
+PRODUCT_MODULES: tuple[ProductModule, ...] = (
+    ProductModule(
+        "acquisition",
+        N_("Acquisition"),
+        N_(
+            "Channel live codes, one per source such as a parcel card, a store poster or a live stream, "
+            "with staff rotation, spend and the cost of each new contact."
+        ),
+        N_("Create a channel code for your first source and print its QR code."),
+    ),
+    ProductModule(
+        "contacts",
+        N_("Contacts"),
+        N_(
+            "One profile per real person across WeChat, WeCom, SMS and email, with tags, consent, "
+            "owners, lifecycle stages and segments."
+        ),
+        N_("Connect a channel or import a CSV file to bring in your first contacts."),
+    ),
+    ProductModule(
+        "channels",
+        N_("Channels"),
+        N_("The accounts you talk through: WeChat Official Accounts, WeCom apps, SMS, email and webhooks."),
+        N_("Connect your WeChat Official Account or WeCom app."),
+    ),
+    ProductModule(
+        "messaging",
+        N_("Messaging"),
+        N_(
+            "Welcome messages, keyword replies and broadcasts to segments, within frequency caps and "
+            "quiet hours."
+        ),
+        N_("Write the welcome message new contacts receive."),
+    ),
+    ProductModule(
+        "conversations",
+        N_("Conversations"),
+        N_(
+            "Every message in and out, searchable, with sensitive-word alerts and response times per "
+            "staff member."
+        ),
+        N_("Conversations appear here once a channel is connected."),
+    ),
+    ProductModule(
+        "journeys",
+        N_("Journeys"),
+        N_(
+            "Automations that wait, branch and act: welcome series, birthday greetings, win-back of "
+            "silent customers."
+        ),
+        N_("Start a journey from a trigger such as a new contact or a tag."),
+    ),
+    ProductModule(
+        "promotions",
+        N_("Promotions"),
+        N_("Coupons, pricing rules, points and membership tiers, with budgets and redemption tracking."),
+        N_("Create a coupon template to reward new contacts."),
+    ),
+    ProductModule(
+        "activities",
+        N_("Activities"),
+        N_(
+            "Flash sales, group buys, bargains, lotteries, referrals and pre-sales that contacts join "
+            "and share."
+        ),
+        N_("Plan an activity and choose who may join."),
+    ),
+    ProductModule(
+        "campaigns",
+        N_("Campaigns"),
+        N_(
+            "Plans, tasks and a content calendar that tie messages and activities to a goal, with a "
+            "review when they end."
+        ),
+        N_("Set a goal and a date range for your first campaign."),
+    ),
+    ProductModule(
+        "analytics",
+        N_("Analytics"),
+        N_(
+            "Funnels, retention, attribution, experiments and customer value, from the events every "
+            "module writes."
+        ),
+        N_("Send your shop's orders as events to measure what each channel earns."),
+    ),
+)
+BY_KEY = {m.key: m for m in PRODUCT_MODULES}
+assert set(BY_KEY) <= set(MODULES), "every console module is a permission module"
+
+ROLE_NAMES = {
+    "owner": N_("Owner"),
+    "admin": N_("Admin"),
+    "operator": N_("Operator"),
+    "analyst": N_("Analyst"),
+    "staff": N_("Staff"),
+}

@@ -1,0 +1,65 @@
+// The console's small behaviours; everything works without them, they only save a click.
+(function () {
+  "use strict";
+
+  function autosubmit(root) {
+    root.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      select.addEventListener("change", function () { select.form.requestSubmit(); });
+    });
+  }
+
+  function confirmations(root) {
+    root.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); event.stopImmediatePropagation(); }
+      }, true);
+      form.addEventListener("htmx:confirm", function (event) {
+        event.preventDefault();
+        if (window.confirm(form.dataset.confirm)) { event.detail.issueRequest(true); }
+      });
+    });
+  }
+
+  function chart() {
+    var el = document.getElementById("events-chart");
+    if (!el || !window.echarts) { return; }
+    var data = JSON.parse(el.dataset.chart);
+    var styles = getComputedStyle(document.documentElement);
+    var accent = styles.getPropertyValue("--accent").trim() || "#0f766e";
+    var muted = styles.getPropertyValue("--text-muted").trim() || "#64748b";
+    var grid = styles.getPropertyValue("--border").trim() || "#e2e8f0";
+    var instance = window.echarts.init(el, null, { renderer: "canvas" });
+    instance.setOption({
+      animation: false,
+      grid: { left: 40, right: 16, top: 16, bottom: 28 },
+      tooltip: { trigger: "axis" },
+      xAxis: {
+        type: "category", data: data.days.map(function (d) { return d.slice(5); }),
+        axisLine: { lineStyle: { color: grid } }, axisTick: { show: false }, axisLabel: { color: muted }
+      },
+      yAxis: {
+        type: "value", minInterval: 1,
+        splitLine: { lineStyle: { color: grid } }, axisLabel: { color: muted }
+      },
+      series: [{ name: el.dataset.series, type: "bar", data: data.counts, barMaxWidth: 22,
+                 itemStyle: { color: accent, borderRadius: [3, 3, 0, 0] } }]
+    });
+    window.addEventListener("resize", function () { instance.resize(); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    autosubmit(document);
+    confirmations(document);
+    chart();
+  });
+
+  // htmx leaves 4xx answers unswapped; show their message where flashes go.
+  document.addEventListener("htmx:responseError", function (event) {
+    var area = document.getElementById("flash-area");
+    if (area) { area.innerHTML = event.detail.xhr.responseText; }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    autosubmit(event.target);
+    confirmations(event.target);
+  });
+})();
