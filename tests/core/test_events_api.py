@@ -120,6 +120,7 @@ def test_bad_items_are_reported_by_index_and_not_stored(client, db, make_workspa
                 "items": [{"sku": "a", "qty": 1, "price": 1}],
             },
         ),
+        {"properties": {"note": "no type"}},
         paid("ok-2"),
     ]
 
@@ -143,6 +144,7 @@ def test_bad_items_are_reported_by_index_and_not_stored(client, db, make_workspa
         10: ("invalid", None),
         11: ("invalid", "properties.amount"),
         12: ("unknown_field", "properties.coupon"),
+        13: ("missing", "type"),
     }
     assert all(e["message"] for e in body["errors"])
     assert stored(db, ws.id) == 2

@@ -15,14 +15,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from siyu import __version__
 from siyu.console.nav import N_, PRODUCT_MODULES, ROLE_NAMES
 from siyu.core import security, sessions, workspaces
 from siyu.core.audit import Actor
-from siyu.core.auth import Auth, client_ip, get_db
+from siyu.core.auth import Auth, SessionDep, client_ip
 from siyu.core.errors import Forbidden, SiyuError
 from siyu.core.i18n import LOCALE_NAMES, LOCALES, negotiate, translations
 from siyu.core.models import ConsoleSession, User, Workspace
@@ -166,9 +165,8 @@ def pick_locale(user: User | None, workspace: Workspace | None, accept_language:
     return negotiate(accept_language)
 
 
-def console_db(request: Request, db: Session = Depends(get_db)) -> Session:
-    """The request's session, remembered so the console route can commit or roll it back itself."""
-    request.state.db = db
+def console_db(db: SessionDep) -> Session:
+    """The request's unit of work (committed when the handler returns, before the answer leaves)."""
     return db
 
 
@@ -349,7 +347,7 @@ def error_page(request: Request, exc: SiyuError) -> Response:
 
 
 class ConsoleRoute(APIRoute):
-    """Console routes commit before answering and turn errors into pages, rolling back first."""
+    """Console routes turn refusals into pages (the request's session has rolled back by then)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -357,23 +355,11 @@ class ConsoleRoute(APIRoute):
         async def run(request: Request) -> Response:
             try:
                 response = await handler(request)
-            except (LoginRequired, SiyuError) as exc:
-                # The request's session would commit once the response is sent; a refusal writes nothing.
-                await _finish(request, commit=False)
-                if isinstance(exc, LoginRequired):
-                    return refuse_login_required(request)
+            except LoginRequired:
+                return refuse_login_required(request)
+            except SiyuError as exc:
                 return error_page(request, exc)
-            except BaseException:
-                await _finish(request, commit=False)
-                raise
-            # Commit before the browser follows a redirect, so its next page sees the write.
-            await _finish(request, commit=True)
             return response
 
         return run
 
-
-async def _finish(request: Request, *, commit: bool) -> None:
-    db: Session | None = getattr(request.state, "db", None)
-    if db is not None:
-        await run_in_threadpool(db.commit if commit else db.rollback)

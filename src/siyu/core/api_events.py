@@ -8,15 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel, TypeAdapter
-from sqlalchemy.orm import Session
 
 from siyu.core import events
-from siyu.core.auth import Auth, api_auth, get_db
+from siyu.core.auth import Auth, SessionDep, api_auth
 from siyu.core.models import Event
 from siyu.core.schemas import ErrorOut, Page
 
 router = APIRouter(tags=["events"])
-SessionDep = Annotated[Session, Depends(get_db)]
 
 
 def _inline(schema: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from pydantic import (
 )
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from typing_extensions import TypedDict
+from typing_extensions import Required, TypedDict
 
 from siyu.core import clock, jobs
 from siyu.core.db import is_postgres
@@ -95,7 +95,7 @@ class IdentityIn(TypedDict):
 class EventItem(TypedDict, total=False):
     """One event of a batch, as the API takes it."""
 
-    type: Annotated[str, Field(strict=True, max_length=80, pattern=TYPE_PATTERN)]
+    type: Required[Annotated[str, Field(strict=True, max_length=80, pattern=TYPE_PATTERN)]]
     idempotency_key: Annotated[str, Field(strict=True, min_length=1, max_length=200)] | None
     occurred_at: AwareDatetime | None
     contact_id: Annotated[int, Field(strict=True, ge=1, le=_MAX_ID)] | None
