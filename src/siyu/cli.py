@@ -39,11 +39,20 @@ workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(workspace_app, name="workspace")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+
+def out() -> Console:
+    """Where results go (made per use so COLUMNS and redirections of the moment apply)."""
+    return Console(soft_wrap=True)
+
+
+def err() -> Console:
+    """Where errors and progress go."""
+    return Console(stderr=True, soft_wrap=True)
+
 # Tells the app factory uvicorn imports (also in --reload's child process) whether to run a worker.
 _SERVE_WORKER_ENV = "SIYU_SERVE_WORKER"
-PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin (scripts).")]
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")]
 
 
 def cli_actor() -> Actor:
@@ -62,7 +71,7 @@ def reported_errors() -> Iterator[None]:
         yield
     except SiyuError as exc:
         where = f"{exc.field}: " if exc.field else ""
-        err.print(f"[red]error: {escape(where + exc.message)}[/red]", highlight=False)
+        err().print(f"[red]error: {escape(where + exc.message)}[/red]", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -91,7 +100,7 @@ def migrate_database() -> str:
 def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("people"),
-        TimeElapsedColumn(), console=err, transient=False,
+        TimeElapsedColumn(), console=err(), transient=False,
     )
 
 
@@ -127,23 +136,23 @@ def serve(
     from siyu.core.db import session_scope
 
     with reported_errors():
-        out.print(f"database {migrate_database()} is up to date")
+        out().print(f"database {migrate_database()} is up to date")
         login: tuple[str, str] | None = None
         if demo:
             with session_scope(write=False) as session:
                 existing = demo_data.find_demo_workspace(session)
             if existing is None:
-                out.print("filling the demo workspace…")
+                out().print("filling the demo workspace…")
                 with _progress() as progress:
                     result = demo_data.run_demo(cli_actor(), progress=progress)
-                out.print(f"demo workspace #{result.workspace.id} ready: {result.accepted} events")
+                out().print(f"demo workspace #{result.workspace.id} ready: {result.accepted} events")
             login = (demo_data.DEMO_OWNER_EMAIL, demo_data.DEMO_PASSWORD)
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     lines = [f"console  [bold cyan]http://{shown_host}:{port}/console[/bold cyan]",
              f"API docs http://{shown_host}:{port}/api/docs"]
     if login:
         lines.append(f"login    [bold]{login[0]}[/bold]  password [bold]{login[1]}[/bold]")
-    out.print(Panel("\n".join(lines), title=f"siyu {__version__}", expand=False))
+    out().print(Panel("\n".join(lines), title=f"siyu {__version__}", expand=False))
     os.environ[_SERVE_WORKER_ENV] = "0" if no_worker else "1"
     uvicorn.run("siyu.cli:served_app", factory=True, host=host, port=port, reload=reload,
                 proxy_headers=True, log_level="info")
@@ -167,7 +176,7 @@ def worker(
 def migrate() -> None:
     """Create or upgrade the database schema (safe to run again)."""
     with reported_errors():
-        out.print(f"database {migrate_database()} is up to date")
+        out().print(f"database {migrate_database()} is up to date")
 
 
 @app.command()
@@ -186,17 +195,17 @@ def demo(
             cli_actor(), contacts=contacts, seed=seed, days=days, workspace_id=workspace,
             password=password or demo_data.DEMO_PASSWORD, progress=progress,
         )
-    out.print(f"workspace #{result.workspace.id} {result.workspace.name}: "
+    out().print(f"workspace #{result.workspace.id} {result.workspace.name}: "
               f"{len(result.users_created)} users created, {result.accepted} events added, "
               f"{result.duplicates} already there, {result.errors} refused")
-    out.print(f"login [bold]{result.owner_email}[/bold] password [bold]{result.password}[/bold]"
+    out().print(f"login [bold]{result.owner_email}[/bold] password [bold]{result.password}[/bold]"
               + (" (unless changed since)" if not result.users_created else ""))
 
 
 @app.command()
 def version() -> None:
     """Print siyu's version."""
-    out.print(f"siyu {__version__}")
+    out().print(f"siyu {__version__}")
 
 
 # --- users --------------------------------------------------------------------------------------------
@@ -235,7 +244,7 @@ def user_create(
                     password=password,
                 )
                 where = f" as {member.role} of workspace #{ws.id} {ws.name}"
-    out.print(f"user #{user.id} {user.email} created{where}")
+    out().print(f"user #{user.id} {user.email} created{where}")
 
 
 @user_app.command("list")
@@ -249,7 +258,7 @@ def user_list() -> None:
         for user, memberships in workspaces.list_users(session):
             roles = ", ".join(f"{ws} ({role})" for ws, role in memberships) or "—"
             table.add_row(str(user.id), user.email, user.name, "yes" if user.is_active else "no", roles)
-    out.print(table)
+    out().print(table)
 
 
 @user_app.command("reset-password")
@@ -272,7 +281,7 @@ def user_reset_password(
             if user is None:
                 raise NotFound(f"no user has the email {email}", field="email")
             workspaces.reset_password(session, cli_actor(), user, password)
-    out.print(f"password of {email} changed; their console sessions are ended")
+    out().print(f"password of {email} changed; their console sessions are ended")
 
 
 # --- workspaces ---------------------------------------------------------------------------------------
@@ -299,7 +308,7 @@ def workspace_create(
         ws = workspaces.create_workspace(session, cli_actor(), name=name, owner=owner_user, timezone=timezone,
                                          currency=currency, locale=locale)
     owned = f", owned by {owner_user.email}" if owner_user else ""
-    out.print(f"workspace #{ws.id} {ws.name} created{owned}")
+    out().print(f"workspace #{ws.id} {ws.name} created{owned}")
 
 
 @workspace_app.command("list")
@@ -313,10 +322,12 @@ def workspace_list() -> None:
 
     table = Table("id", "name", "timezone", "currency", "locale", "members", "created")
     with session_scope(write=False) as session:
-        counts = dict(session.execute(
-            select(Membership.workspace_id, func.count()).group_by(Membership.workspace_id)
-        ).tuples().all())
+        counts: dict[int, int] = {
+            ws_id: n for ws_id, n in session.execute(
+                select(Membership.workspace_id, func.count()).group_by(Membership.workspace_id)
+            )
+        }
         for ws in workspaces.list_workspaces(session):
             table.add_row(str(ws.id), ws.name, ws.timezone, ws.currency, ws.locale, str(counts.get(ws.id, 0)),
                           ws.created_at.strftime("%Y-%m-%d %H:%M UTC"))
-    out.print(table)
+    out().print(table)
