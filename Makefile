@@ -1,0 +1,81 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything goes through uv and uv.lock,
+# on the machine's own Python (no interpreter downloads).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+# uv from PATH, else the copy `pip install --user uv` puts in ~/.local/bin (installed on first use).
+UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
+SCALE ?= small
+PORT ?= 8000
+LINT_PATHS := $(wildcard src tests bench scripts migrations)
+CHROMIUM := /usr/bin/chromium
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+
+.PHONY: help run test sync system-deps lint typecheck pytest bench i18n clean
+
+help:
+	@echo "make run        install from uv.lock, migrate, serve a demo on SQLite under ./var/ (port PORT=$(PORT))"
+	@echo "make test       install what the suite needs, then ruff, mypy, pytest on SQLite (and PostgreSQL"
+	@echo "                when SIYU_TEST_DATABASE_URL is set)"
+	@echo "make lint | typecheck | bench [SCALE=full] | i18n | clean"
+
+$(UV):
+	@echo "uv not found: installing it with pip --user"
+	python3 -m pip install --user --quiet uv || python3 -m pip install --user --quiet --break-system-packages uv
+
+sync: $(UV)
+	$(UV) sync --frozen
+
+run: sync
+	$(UV) run siyu serve --demo --port $(PORT)
+
+# Debian's Chromium (for Playwright) and a CJK font (posters): installed when missing and we are root.
+system-deps:
+	@missing=""; \
+	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
+	[ -e $(CJK_FONT) ] || missing="$$missing fonts-wqy-microhei"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "note: missing$$missing; install it (sudo apt-get install$$missing) or the browser tests will fail"; \
+	fi
+
+lint: sync
+	$(UV) run ruff check $(LINT_PATHS)
+
+typecheck: sync
+	$(UV) run mypy
+
+# SQLite first (the default engine), then PostgreSQL when SIYU_TEST_DATABASE_URL names one.
+pytest: sync
+	env -u SIYU_TEST_DATABASE_URL $(UV) run pytest
+	@if [ -n "$$SIYU_TEST_DATABASE_URL" ]; then $(UV) run pytest; fi
+
+# Every gate runs even when an earlier one fails, so one run reports all problems and pytest's summary.
+test: sync system-deps
+	@status=0; \
+	echo "== ruff"; $(UV) run ruff check $(LINT_PATHS) || status=1; \
+	echo "== mypy"; $(UV) run mypy || status=1; \
+	echo "== pytest on SQLite"; env -u SIYU_TEST_DATABASE_URL $(UV) run pytest || status=1; \
+	if [ -n "$$SIYU_TEST_DATABASE_URL" ]; then \
+		echo "== pytest on PostgreSQL"; $(UV) run pytest || status=1; \
+	fi; \
+	exit $$status
+
+bench: sync
+	@set -e; for f in bench/bench_*.py; do \
+		[ -e "$$f" ] || { echo "no benchmarks in bench/"; exit 0; }; \
+		echo "== $$f (SCALE=$(SCALE))"; \
+		SCALE=$(SCALE) $(UV) run python "$$f"; \
+	done
+
+i18n: sync
+	@if [ -f scripts/i18n.py ]; then $(UV) run python scripts/i18n.py; else echo "scripts/i18n.py not there yet"; fi
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/results
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
