@@ -107,7 +107,8 @@ def test_user_create_in_a_workspace_adds_a_member_and_an_audit_entry(read):
     assert result.exit_code == 0, result.output
     user = read.execute(select(User)).scalar_one()
     assert security.verify_password(user.password_hash, PASSWORD)
-    assert read.execute(select(Membership.role).where(Membership.user_id == user.id)).scalar_one() == "analyst"
+    role = read.execute(select(Membership.role).where(Membership.user_id == user.id)).scalar_one()
+    assert role == "analyst"
     entry = read.execute(select(AuditEntry).where(AuditEntry.action == "member.add")).scalar_one()
     assert (entry.workspace_id, entry.actor_type, entry.via) == (ws_id, "cli", "cli")
     assert entry.after == {"email": "ops@example.com", "role": "analyst"}
@@ -139,10 +140,10 @@ def test_bad_user_input_exits_2_naming_the_field_and_writes_nothing(read, args, 
 
 
 def test_short_password_and_taken_email_are_refused(read):
-    short = siyu("user", "create", "--email", "a@example.com", "--name", "A", "--password-stdin", input="short\n")
-    siyu("user", "create", "--email", "a@example.com", "--name", "A", "--password-stdin", input=PASSWORD + "\n")
-    again = siyu("user", "create", "--email", "A@example.com", "--name", "B", "--password-stdin",
-                 input=PASSWORD + "\n")
+    create = ("user", "create", "--password-stdin", "--email")
+    short = siyu(*create, "a@example.com", "--name", "A", input="short\n")
+    siyu(*create, "a@example.com", "--name", "A", input=PASSWORD + "\n")
+    again = siyu(*create, "A@example.com", "--name", "B", input=PASSWORD + "\n")
 
     assert short.exit_code == 2
     assert "error: password:" in short.output
@@ -178,7 +179,7 @@ def test_reset_password_changes_it_and_is_audited_in_each_workspace(read):
     assert result.exit_code == 0, result.output
     user = read.execute(select(User).where(User.email == "u@example.com")).scalar_one()
     assert security.verify_password(user.password_hash, "a brand new password")
-    entries = read.execute(select(AuditEntry).where(AuditEntry.action == "user.reset_password")).scalars().all()
+    entries = read.scalars(select(AuditEntry).where(AuditEntry.action == "user.reset_password")).all()
     assert [(e.entity_id, e.actor_type) for e in entries] == [(str(user.id), "cli")]
     assert unknown.exit_code == 2
     assert "error: email: no user has the email nobody@example.com" in unknown.output
