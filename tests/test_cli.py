@@ -154,10 +154,13 @@ def test_short_password_and_taken_email_are_refused(read):
 
 def test_workspace_create_refuses_an_unknown_owner_and_a_bad_currency(read):
     no_owner = siyu("workspace", "create", "Acme", "--owner", "ghost@example.com")
+    bad_owner = siyu("workspace", "create", "Acme", "--owner", "ghost")
     bad_currency = siyu("workspace", "create", "Acme", "--currency", "XYZ")
 
     assert no_owner.exit_code == 2
-    assert "error: owner:" in no_owner.output
+    assert "error: owner: no user has the email ghost@example.com" in no_owner.output
+    assert bad_owner.exit_code == 2
+    assert "error: owner: 'ghost' is not an email address" in bad_owner.output
     assert bad_currency.exit_code == 2
     assert "error: currency:" in bad_currency.output
     assert count(read, Workspace) == 0
@@ -265,6 +268,7 @@ def test_serve_demo_fills_the_demo_workspace_once_and_prints_the_login(read, mon
     from siyu.demo import DEMO_OWNER_EMAIL, DEMO_PASSWORD
 
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: None)
+    monkeypatch.delenv("SIYU_SERVE_WORKER", raising=False)
 
     first = siyu("serve", "--demo", "--no-worker")
     users = count(read, User)

@@ -301,7 +301,11 @@ def workspace_create(
     with reported_errors(), session_scope() as session:
         owner_user = None
         if owner is not None:
-            owner_user = workspaces.find_user(session, workspaces.normalise_email(owner))
+            try:
+                owner_email = workspaces.normalise_email(owner)
+            except Invalid as exc:
+                raise Invalid(exc.message, field="owner") from None
+            owner_user = workspaces.find_user(session, owner_email)
             if owner_user is None:
                 hint = "create one with `siyu user create`"
                 raise NotFound(f"no user has the email {owner} ({hint})", field="owner")
