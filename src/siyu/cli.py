@@ -167,9 +167,13 @@ def worker(
     from siyu.core.worker import run_processes, run_worker
 
     if processes == 1:
-        run_worker(burst=burst)
-    else:
-        run_processes(processes, burst=burst)
+        handled = run_worker(burst=burst)
+        out().print(f"worker stopped after {handled} jobs")
+        return
+    status = run_processes(processes, burst=burst)
+    if status:
+        err().print(f"[red]a worker process ended with status {status}[/red]")
+        raise typer.Exit(status)
 
 
 @app.command()
