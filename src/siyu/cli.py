@@ -43,7 +43,11 @@ app.add_typer(workspace_app, name="workspace")
 
 def out() -> Console:
     """Where results go (made per use so COLUMNS and redirections of the moment apply)."""
-    return Console(soft_wrap=True)
+    console = Console(soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped into grep or a file: keep each table row on one line instead of 80 columns.
+        console = Console(soft_wrap=True, width=240)
+    return console
 
 
 def err() -> Console:
