@@ -95,3 +95,12 @@ def test_agents_md_is_the_contributing_guide():
     agents, contributing = ROOT / "AGENTS.md", ROOT / "CONTRIBUTING.md"
 
     assert agents.read_text(encoding="utf-8") == contributing.read_text(encoding="utf-8")
+
+
+def test_readme_lists_every_module_of_the_console_nav():
+    from siyu.console.nav import PRODUCT_MODULES
+
+    table = README.split("## Modules", 1)[1].split("\n## ", 1)[0]
+
+    missing = [m.key for m in PRODUCT_MODULES if f"| `{m.key}` | {m.title} |" not in table]
+    assert not missing, f"README's module table lacks {missing}"
