@@ -73,8 +73,9 @@ bench: sync
 		SCALE=$(SCALE) $(UV) run python "$$f"; \
 	done
 
+# Extract messages and merge them into each catalog; translate the new empty entries in the .po files.
 i18n: sync
-	@if [ -f scripts/i18n.py ]; then $(UV) run python scripts/i18n.py; else echo "scripts/i18n.py not there yet"; fi
+	$(UV) run python scripts/i18n.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/results
