@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 SCALE ?= small
 PORT ?= 8000
-LINT_PATHS := $(wildcard src tests bench scripts)
+LINT_PATHS := $(wildcard src tests bench scripts migrations)
 CHROMIUM := /usr/bin/chromium
 CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Required, cast
 from uuid import uuid4
 
 import pydantic_core
@@ -35,7 +35,7 @@ from pydantic import (
 )
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from typing_extensions import Required, TypedDict
+from typing_extensions import TypedDict
 
 from siyu.core import clock, jobs
 from siyu.core.db import is_postgres
