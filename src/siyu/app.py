@@ -18,6 +18,7 @@ from siyu.settings import get_settings
 # (module, attribute) of every REST router, mounted under /api/v1; later modules add theirs here.
 API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.core.api", "router"),
+    ("siyu.core.api_jobs", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = ()
