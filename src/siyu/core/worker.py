@@ -128,14 +128,27 @@ def run_worker(
     worker_id = worker_id or new_worker_id()
     batch = batch_size or settings.worker_batch_size
     poll = settings.worker_poll_seconds if poll_seconds is None else poll_seconds
-    if threading.current_thread() is threading.main_thread():
-        _stop_on_signals(stop)
+    previous = _stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
     log.info("worker %s started (batch %s, lease %ss)", worker_id, batch, settings.worker_lease_seconds)
+    try:
+        handled = _loop(worker_id, sessions=sessions, batch=batch, poll=poll, burst=burst, stop=stop,
+                        lease_seconds=settings.worker_lease_seconds)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    log.info("worker %s stopped after %s jobs", worker_id, handled)
+    return handled
+
+
+def _loop(
+    worker_id: str, *, sessions: SessionFactory, batch: int, poll: float, burst: bool, stop: threading.Event,
+    lease_seconds: float,
+) -> int:
     handled = 0
     while not stop.is_set():
         try:
             n = run_batch(worker_id=worker_id, sessions=sessions, batch_size=batch,
-                          lease_seconds=settings.worker_lease_seconds, stop=stop)
+                          lease_seconds=lease_seconds, stop=stop)
         except Exception:
             if burst:
                 raise
@@ -148,16 +161,16 @@ def run_worker(
             if burst:
                 break
             stop.wait(poll)
-    log.info("worker %s stopped after %s jobs", worker_id, handled)
     return handled
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def _stop_on_signals(stop: threading.Event) -> dict[int, Any]:
+    """SIGTERM/SIGINT finish the current job, then stop; returns the handlers they replaced."""
+
     def handle(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    return {signum: signal.signal(signum, handle) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def run_processes(n: int, *, burst: bool = False, batch_size: int | None = None) -> int:
