@@ -31,7 +31,7 @@ def _effect(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
 
 @jobs.handler("unit.poison", max_attempts=3)
 def _poison(session: Session, ctx: jobs.JobContext) -> None:
-    session.execute(text("INSERT INTO unit_effects (job_id, workspace_id) VALUES (:j, NULL)"), {"j": ctx.job_id})
+    session.execute(text("INSERT INTO unit_effects (job_id) VALUES (:j)"), {"j": ctx.job_id})
     raise RuntimeError(f"bad payload {ctx.payload}")
 
 
@@ -84,7 +84,8 @@ def scope(connection: Connection) -> Scope:
 @pytest.fixture
 def effects(connection: Connection) -> Callable[[], list[Any]]:
     connection.execute(text("CREATE TABLE unit_effects (job_id INTEGER NOT NULL, workspace_id INTEGER)"))
-    return lambda: connection.execute(text("SELECT job_id, workspace_id FROM unit_effects ORDER BY job_id")).all()
+    query = text("SELECT job_id, workspace_id FROM unit_effects ORDER BY job_id")
+    return lambda: connection.execute(query).all()
 
 
 def add(db: Session, kind: str, key: str, payload: dict[str, Any] | None = None, **kw: Any) -> Job:
@@ -111,7 +112,7 @@ def claim(scope: Scope, worker_id: str) -> list[jobs.Claimed]:
         return jobs.claim_due(s, worker_id=worker_id, limit=10, lease_seconds=LEASE).claimed
 
 
-@given(attempt=st.integers(min_value=1, max_value=200), draw=st.floats(min_value=0, max_value=1, exclude_max=True))
+@given(st.integers(min_value=1, max_value=200), st.floats(min_value=0, max_value=1, exclude_max=True))
 def test_backoff_grows_with_attempts_is_jittered_and_capped(attempt, draw):
     wait = jobs.backoff_seconds(attempt, draw)
     ceiling = min(jobs.BACKOFF_CAP_SECONDS, jobs.BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
