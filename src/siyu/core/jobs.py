@@ -234,14 +234,6 @@ def _owned(c: Claimed, *statuses: str) -> ColumnElement[bool]:
     )
 
 
-def take_for_run(session: Session, c: Claimed) -> bool:
-    """Lock a claimed job's row for the transaction that runs it; False if this worker lost it."""
-    stmt = select(Job.id).where(_owned(c))
-    if is_postgres(session):
-        stmt = stmt.with_for_update()
-    return session.execute(stmt).first() is not None
-
-
 def _guarded(session: Session, c: Claimed, statuses: Sequence[str], **values: Any) -> bool:
     stmt = update(Job).where(_owned(c, *statuses)).values(**values)
     stmt = stmt.execution_options(synchronize_session=False)

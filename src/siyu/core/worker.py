@@ -61,9 +61,7 @@ def run_claimed(
         fault("jobs.before_external")
     try:
         with sessions() as session:
-            # A database-only job locks its row first: its writes and the done mark commit together.
-            if not spec.external and not jobs.take_for_run(session, c):
-                return None
+            # The handler's writes and the guarded done mark commit together, or not at all.
             bind_workspace(session, ctx.workspace_id)
             result = spec.fn(session, ctx)
             if spec.external:
