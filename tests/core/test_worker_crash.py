@@ -121,7 +121,9 @@ def load(url: str, target: Target, n: int) -> None:
     engine.dispose()
 
 
-def spawn(url: str, *, faults: str = "", offset: int = 0, batch: int = 4) -> subprocess.Popen[bytes]:
+def spawn(
+    url: str, *, faults: str = "", offset: int = 0, batch: int = 4, args: tuple[str, ...] = ("--burst",)
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -131,7 +133,7 @@ def spawn(url: str, *, faults: str = "", offset: int = 0, batch: int = 4) -> sub
         "SIYU_CLOCK_OFFSET_SECONDS": str(offset),
         "SIYU_WORKER_LEASE_SECONDS": str(LEASE),
     }
-    return subprocess.Popen([sys.executable, "-m", "siyu.core.worker", "--burst", "--batch-size", str(batch)],
+    return subprocess.Popen([sys.executable, "-m", "siyu.core.worker", *args, "--batch-size", str(batch)],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -235,6 +237,32 @@ def test_four_workers_killed_repeatedly_over_hundreds_of_jobs_do_nothing_twice(t
     check_nothing_lost_nothing_twice(result, target)
     assert sum(result.effects.values()) == 100
     assert len(target.idem_effects) == 100
+
+
+def test_sigterm_stops_a_worker_cleanly_and_several_processes_share_the_work(target):
+    with fresh_database() as url:
+        load(url, target, 12)
+        steady = spawn(url, args=())
+        while set(outcome(url).status.values()) != {"done"}:
+            time.sleep(0.05)
+        steady.send_signal(signal.SIGTERM)
+        code, log = finish(steady)
+        assert code == 0, log
+        assert "stopped after 12 jobs" in log
+
+        load_more = make_engine(url)
+        with Session(load_more) as session:
+            for i in range(12):
+                jobs.enqueue(session, EFFECT, f"more-{i}", {})
+            session.commit()
+        load_more.dispose()
+        code, log = finish(spawn(url, args=("--burst", "--processes", "2")))
+        assert code == 0, log
+        result = outcome(url)
+
+    assert set(result.status.values()) == {"done"}
+    assert all(n == 1 for n in result.effects.values())
+    assert len(result.effects) == 4 + 12
 
 
 def test_in_process_worker_runs_with_the_app_and_stops_with_it(target):
