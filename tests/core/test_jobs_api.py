@@ -87,6 +87,7 @@ def test_jobs_of_another_workspace_are_not_found(client, db, make_workspace, mak
     their_job = put(db, theirs, "k1", "parked")
 
     assert client.get(f"/api/v1/jobs/{their_job}", headers=key).status_code == 404
+    assert client.get(f"/api/v1/jobs/{2**64}", headers=key).status_code == 404
     assert client.post(f"/api/v1/jobs/{their_job}/retry", headers=key).status_code == 404
     resolve = client.post(f"/api/v1/jobs/{their_job}/resolve", json={"note": "x"}, headers=key)
     assert resolve.status_code == 404

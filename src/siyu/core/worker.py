@@ -24,9 +24,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from siyu.core import clock, jobs
+from siyu.core import clock, faults, jobs
 from siyu.core.db import session_scope
-from siyu.core.faults import fault
 from siyu.core.tenancy import bind_workspace
 from siyu.settings import get_settings
 
@@ -51,29 +50,29 @@ def run_claimed(
     draw: Callable[[], float] = random.random,
 ) -> str | None:
     """Run one claimed job to its next status ("done", "pending", "parked", "unknown"; None if lost)."""
-    fault("jobs.before_handler")
+    faults.fault("jobs.before_handler")
     spec, ctx = c.spec, c.context
     if spec.external and not spec.accepts_idempotency_key:
         with sessions() as session:
             started = jobs.mark_external_started(session, c, lease_seconds=lease_seconds)
         if not started:
             return None
-        fault("jobs.before_external")
+        faults.fault("jobs.before_external")
     try:
         with sessions() as session:
             # The handler's writes and the guarded done mark commit together, or not at all.
             bind_workspace(session, ctx.workspace_id)
             result = spec.fn(session, ctx)
             if spec.external:
-                fault("jobs.after_external")
-            fault("jobs.before_done")
+                faults.fault("jobs.after_external")
+            faults.fault("jobs.before_done")
             bind_workspace(session, None)
             if not jobs.mark_done(session, c, result):
                 # Someone else owns the job now; our writes roll back with this transaction.
                 session.rollback()
                 log.warning("job %s lost its lease before finishing; its writes were rolled back", ctx.job_id)
                 return None
-        fault("jobs.after_done")
+        faults.fault("jobs.after_done")
         return jobs.DONE
     except jobs.ExternalOutcomeUnknown as exc:
         if spec.accepts_idempotency_key:
@@ -100,7 +99,7 @@ def run_batch(
     """Claim one batch and run it; the number of jobs claimed or settled (0: nothing was due)."""
     with sessions() as session:
         claim = jobs.claim_due(session, worker_id=worker_id, limit=batch_size, lease_seconds=lease_seconds)
-    fault("jobs.after_claim")
+    faults.fault("jobs.after_claim")
     for i, c in enumerate(claim.claimed):
         if (stop is not None and stop.is_set()) or clock.now() >= c.lease_until:
             # Hand the rest back rather than run jobs whose lease is gone or whose worker is stopping.
@@ -122,6 +121,7 @@ def run_worker(
     if settings.clock_offset_seconds:
         clock.set_offset(settings.clock_offset_seconds)
     jobs.load_handler_modules(settings.job_modules)
+    faults.parse(settings.faults)  # a mistyped fault plan fails here, not at the first job
     stop = stop_event or threading.Event()
     worker_id = worker_id or new_worker_id()
     batch = batch_size or settings.worker_batch_size
