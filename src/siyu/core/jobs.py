@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -252,8 +252,8 @@ def mark_done(session: Session, c: Claimed, result: dict[str, Any] | None) -> bo
 
     An `unknown` job still counts as owned: the worker that made the call knows it happened.
     """
-    return _guarded(session, c, (RUNNING, UNKNOWN), status=DONE, result=result, finished_at=clock.now(),
-                    lease_until=None, last_error=None)
+    return _guarded(session, c, (RUNNING, UNKNOWN), status=DONE, result=null() if result is None else result,
+                    finished_at=clock.now(), lease_until=None, last_error=None)
 
 
 def mark_unknown(session: Session, c: Claimed, reason: str) -> bool:
