@@ -286,3 +286,22 @@ def test_burst_worker_does_what_is_due_and_leaves_the_future(db, scope, effects,
     assert state(db, now_job).status == "done"
     assert state(db, later).status == "pending"
     assert effects() == [(now_job.id, None)]
+
+
+def test_external_call_whose_result_was_not_recorded_is_unknown_not_repeated(db, scope, frozen, monkeypatch):
+    plain = add(db, "unit.call", "c1")
+    idem = add(db, "unit.call_idem", "i1")
+
+    def database_gone(*_args: Any, **_kw: Any) -> bool:
+        raise ConnectionError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(jobs, "mark_done", database_gone)
+    batch(scope)
+
+    assert state(db, plain).status == "unknown"
+    assert state(db, plain).last_error.startswith("the external call was made but its result was not")
+    assert state(db, idem).status == "pending"
+    frozen.advance(days=1)
+    monkeypatch.undo()
+    batch(scope)
+    assert CALLS == ["c1", "i1", "i1"]

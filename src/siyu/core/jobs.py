@@ -67,6 +67,11 @@ class HandlerSpec:
     accepts_idempotency_key: bool
     max_attempts: int
 
+    @property
+    def may_repeat(self) -> bool:
+        """True when running a job of this kind twice does no harm (database-only, or a deduping target)."""
+        return not self.external or self.accepts_idempotency_key
+
 
 _HANDLERS: dict[str, HandlerSpec] = {}
 
@@ -189,7 +194,7 @@ def claim_due(session: Session, *, worker_id: str, limit: int, lease_seconds: fl
         if spec is None:
             _park(job, now, f"no handler for kind {job.kind!r} in worker {worker_id}")
             settled += 1
-        elif lost and job.external_started_at is not None and _unrepeatable(spec):
+        elif lost and job.external_started_at is not None and not spec.may_repeat:
             # locked_by and attempts stay, so the worker that made the call can still record its result.
             job.status = UNKNOWN
             job.lease_until = None
@@ -212,10 +217,6 @@ def claim_due(session: Session, *, worker_id: str, limit: int, lease_seconds: fl
                                  dict(job.payload or {}))
             claimed.append(Claimed(context, spec, worker_id, lease_until))
     return ClaimResult(claimed, settled)
-
-
-def _unrepeatable(spec: HandlerSpec) -> bool:
-    return spec.external and not spec.accepts_idempotency_key
 
 
 def _park(job: Job, now: datetime, reason: str) -> None:

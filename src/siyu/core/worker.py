@@ -52,17 +52,19 @@ def run_claimed(
     """Run one claimed job to its next status ("done", "pending", "parked", "unknown"; None if lost)."""
     faults.fault("jobs.before_handler")
     spec, ctx = c.spec, c.context
-    if spec.external and not spec.accepts_idempotency_key:
+    if not spec.may_repeat:
         with sessions() as session:
             started = jobs.mark_external_started(session, c, lease_seconds=lease_seconds)
         if not started:
             return None
         faults.fault("jobs.before_external")
+    returned = False
     try:
         with sessions() as session:
             # The handler's writes and the guarded done mark commit together, or not at all.
             bind_workspace(session, ctx.workspace_id)
             result = spec.fn(session, ctx)
+            returned = True
             if spec.external:
                 faults.fault("jobs.after_external")
             faults.fault("jobs.before_done")
@@ -75,14 +77,22 @@ def run_claimed(
         faults.fault("jobs.after_done")
         return jobs.DONE
     except jobs.ExternalOutcomeUnknown as exc:
-        if spec.accepts_idempotency_key:
+        if spec.may_repeat:
             return _failed(c, exc, sessions=sessions, draw=draw)
-        with sessions() as session:
-            ok = jobs.mark_unknown(session, c, _error_text(exc))
-        return jobs.UNKNOWN if ok else None
+        return _unknown(c, _error_text(exc), sessions=sessions)
     except Exception as exc:
+        if returned and not spec.may_repeat:
+            # The call was made; only recording it failed (the database went away). Never repeat it.
+            reason = f"the external call was made but its result was not recorded: {_error_text(exc)}"
+            return _unknown(c, reason, sessions=sessions)
         log.warning("job %s (%s) attempt %s failed: %s", ctx.job_id, ctx.kind, ctx.attempt, _error_text(exc))
         return _failed(c, exc, sessions=sessions, draw=draw)
+
+
+def _unknown(c: jobs.Claimed, reason: str, *, sessions: SessionFactory) -> str | None:
+    with sessions() as session:
+        ok = jobs.mark_unknown(session, c, reason[:_MAX_ERROR])
+    return jobs.UNKNOWN if ok else None
 
 
 def _failed(
