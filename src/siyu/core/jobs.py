@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, null, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -178,17 +178,14 @@ def claim_due(session: Session, *, worker_id: str, limit: int, lease_seconds: fl
     PostgreSQL the rows are locked with SKIP LOCKED so concurrent workers take disjoint batches.
     """
     now = clock.now()
-    due = or_(
-        and_(Job.status == PENDING, Job.run_at <= now),
-        and_(Job.status == RUNNING, Job.lease_until < now),
-    )
-    stmt = select(Job).where(due).order_by(Job.run_at, Job.id).limit(limit)
-    if is_postgres(session):
-        stmt = stmt.with_for_update(skip_locked=True)
+    # Two queries, each walking the (status, run_at) index: one OR over both would sort every due row.
+    expired = _lock_due(session, select(Job).where(Job.status == RUNNING, Job.lease_until < now), limit)
+    pending = select(Job).where(Job.status == PENDING, Job.run_at <= now)
+    due = _lock_due(session, pending, limit - len(expired))
     lease_until = now + timedelta(seconds=lease_seconds)
     claimed: list[Claimed] = []
     settled = 0
-    for job in session.execute(stmt).scalars():
+    for job in [*expired, *due]:
         spec = _HANDLERS.get(job.kind)
         lost = job.status == RUNNING
         if spec is None:
@@ -217,6 +214,15 @@ def claim_due(session: Session, *, worker_id: str, limit: int, lease_seconds: fl
                                  dict(job.payload or {}))
             claimed.append(Claimed(context, spec, worker_id, lease_until))
     return ClaimResult(claimed, settled)
+
+
+def _lock_due(session: Session, stmt: Select[Any], limit: int) -> Sequence[Job]:
+    if limit <= 0:
+        return []
+    stmt = stmt.order_by(Job.run_at).limit(limit)
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    return session.execute(stmt).scalars().all()
 
 
 def _park(job: Job, now: datetime, reason: str) -> None:
