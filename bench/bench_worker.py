@@ -102,7 +102,7 @@ def raw_same_transactions(url: str, n: int) -> float:
                 ids = [r[0] for r in conn.execute(
                     "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = 'raw', "
                     "lease_until = now() + interval '60 seconds' WHERE id IN (SELECT id FROM jobs "
-                    "WHERE status = 'pending' AND run_at <= now() ORDER BY run_at, id LIMIT %s "
+                    "WHERE status = 'pending' AND run_at <= now() ORDER BY run_at LIMIT %s "
                     "FOR UPDATE SKIP LOCKED) RETURNING id", (BATCH,))]
             if not ids:
                 break
@@ -122,7 +122,7 @@ def raw_batch_ceiling(url: str, n: int) -> float:
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
         while conn.execute(
             "UPDATE jobs SET status = 'done', finished_at = now() WHERE id IN (SELECT id FROM jobs "
-            "WHERE status = 'pending' AND run_at <= now() ORDER BY run_at, id LIMIT %s "
+            "WHERE status = 'pending' AND run_at <= now() ORDER BY run_at LIMIT %s "
             "FOR UPDATE SKIP LOCKED)",
             (BATCH,),
         ).rowcount:
