@@ -20,6 +20,7 @@ from siyu.settings import get_settings
 API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.core.api", "router"),
     ("siyu.core.api_events", "router"),
+    ("siyu.core.api_jobs", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
