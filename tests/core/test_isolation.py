@@ -168,3 +168,17 @@ def test_every_route_refuses_a_missing_or_dead_key(client, db, make_workspace, m
         assert r.json()["error"]["code"] == "not_authenticated"
 
     assert _b_rows(db, b.id) == before
+
+
+@pytest.mark.parametrize("bad_id", ["0", "-1", str(2**63), "99999999999999999999999"])
+def test_every_route_with_an_id_answers_404_for_impossible_ids(client, make_workspace, make_key, bad_id):
+    spec = client.get("/api/openapi.json").json()
+    a_key = bearer(make_key(make_workspace("Alpha"), ["all:write"]))
+
+    for path, method, op in _operations(spec):
+        names = re.findall(r"{(\w+)}", path)
+        if not names:
+            continue
+        r = client.request(method, path.format(**dict.fromkeys(names, bad_id)), headers=a_key, json=_body(spec, op))
+        assert r.status_code in (404, 422), f"{method.upper()} {path} with id {bad_id}: {r.status_code} {r.text}"
+        assert set(r.json()) == {"error"}

@@ -43,7 +43,7 @@ from siyu.core.errors import Invalid, SiyuError, TenancyViolation
 from siyu.core.event_schemas import register_event_schema, schema_for
 from siyu.core.models import Event
 from siyu.core.pagination import page
-from siyu.core.tenancy import bind_workspace, bound_workspace, get_scoped
+from siyu.core.tenancy import MAX_ID, bind_workspace, bound_workspace, get_scoped
 
 __all__ = [
     "IDENTITY_TYPES",
@@ -70,7 +70,6 @@ IDENTITY_TYPES = frozenset(
     {"phone", "email", "wechat_openid", "wechat_unionid", "wecom_external_userid", "shop_customer_id"}
 )
 _CUSTOM_IDENTITY = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
-_MAX_ID = 2**63 - 1
 DISPATCH = "event.dispatch"
 
 
@@ -98,7 +97,7 @@ class EventItem(TypedDict, total=False):
     type: Required[Annotated[str, Field(strict=True, max_length=80, pattern=TYPE_PATTERN)]]
     idempotency_key: Annotated[str, Field(strict=True, min_length=1, max_length=200)] | None
     occurred_at: AwareDatetime | None
-    contact_id: Annotated[int, Field(strict=True, ge=1, le=_MAX_ID)] | None
+    contact_id: Annotated[int, Field(strict=True, ge=1, le=MAX_ID)] | None
     identity: IdentityIn | None
     properties: dict[str, Any]
 

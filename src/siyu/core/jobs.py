@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from siyu.core import clock
 from siyu.core.audit import Actor, record, snapshot
 from siyu.core.db import is_postgres
-from siyu.core.errors import Conflict, Invalid, NotFound
+from siyu.core.errors import Conflict, Invalid
 from siyu.core.models import Job
 from siyu.core.pagination import page
 from siyu.core.tenancy import get_scoped
@@ -307,9 +307,6 @@ def list_jobs(
 
 def get_job_by_id(session: Session, job_id: Any) -> Job:
     """One job of the bound workspace, or NotFound."""
-    if isinstance(job_id, int) and not 0 < job_id < 2**63:
-        # Out of bigint range: PostgreSQL would fail the query rather than find nothing.
-        raise NotFound("job not found")
     return get_scoped(session, Job, job_id, what="job")
 
 

@@ -50,14 +50,25 @@ def bound_workspace(session: Session) -> int | None:
     return int(value) if value is not None else None
 
 
+MAX_ID = 2**63 - 1
+
+
+def parse_id(value: Any, what: str) -> int:
+    """A row id from outside, or NotFound: not a number, or outside bigint (PostgreSQL would error)."""
+    try:
+        key = int(value)
+    except (TypeError, ValueError):
+        raise NotFound(f"{what} not found") from None
+    if not 0 < key <= MAX_ID:
+        raise NotFound(f"{what} not found")
+    return key
+
+
 def get_scoped(session: Session, model: type[T], object_id: Any, *, what: str | None = None) -> T:
     """Load one row of the bound workspace by id, or raise NotFound (also for other workspaces' ids)."""
     if bound_workspace(session) is None:
         raise TenancyViolation("get_scoped needs a session bound to a workspace")
-    try:
-        key = int(object_id)
-    except (TypeError, ValueError):
-        raise NotFound(f"{what or model.__name__} not found") from None
+    key = parse_id(object_id, what or model.__name__)
     from sqlalchemy import select
 
     row = session.execute(select(model).where(model.id == key)).scalar_one_or_none()  # type: ignore[attr-defined]

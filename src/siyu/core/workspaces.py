@@ -17,7 +17,7 @@ from siyu.core.errors import Conflict, Forbidden, Invalid, NotFound
 from siyu.core.i18n import LOCALES
 from siyu.core.models import ApiKey, Membership, User, Workspace
 from siyu.core.permissions import Role, valid_scope
-from siyu.core.tenancy import bind_workspace, bound_workspace, get_scoped
+from siyu.core.tenancy import bind_workspace, bound_workspace, get_scoped, parse_id
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CURRENCIES = frozenset(list_currencies())
@@ -229,10 +229,7 @@ def list_members(session: Session) -> list[tuple[Membership, User]]:
 
 def get_member(session: Session, user_id: Any) -> tuple[Membership, User]:
     """One member of the bound workspace by user id (404 for anyone else)."""
-    try:
-        uid = int(user_id)
-    except (TypeError, ValueError):
-        raise NotFound("member not found") from None
+    uid = parse_id(user_id, "member")
     row = session.execute(
         select(Membership, User).join(User, User.id == Membership.user_id).where(Membership.user_id == uid)
     ).first()
