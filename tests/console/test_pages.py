@@ -306,14 +306,3 @@ def test_dashboard_without_events_says_what_will_appear(client, owner):
 
     assert "No events yet" in page
     assert 'id="events-chart"' not in page
-
-
-def test_dashboard_shows_jobs_by_status_once_the_worker_can_count_them(client, owner, monkeypatch):
-    from siyu.core import jobs
-
-    monkeypatch.setattr(jobs, "job_counts", lambda session: {"pending": 2, "parked": 1}, raising=False)
-
-    page = client.get("/console").text
-
-    assert "Background jobs" in page
-    assert "<dt>parked</dt><dd>1</dd>" in page

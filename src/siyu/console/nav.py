@@ -119,3 +119,11 @@ ROLE_NAMES = {
     "analyst": N_("Analyst"),
     "staff": N_("Staff"),
 }
+
+JOB_STATUS_NAMES = {
+    "pending": N_("Waiting"),
+    "running": N_("Running"),
+    "done": N_("Done"),
+    "parked": N_("Parked"),
+    "unknown": N_("Outcome unknown"),
+}

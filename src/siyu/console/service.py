@@ -64,7 +64,7 @@ def summary(session: Session, *, with_jobs: bool) -> Summary:
     audited = session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
     counts: dict[str, int] | None = None
     # job_counts arrives with the worker; until then the dashboard simply leaves the card out.
-    if with_jobs and hasattr(jobs, "job_counts"):
+    if with_jobs:
         counts = {str(k): int(v) for k, v in dict(jobs.job_counts(session)).items()}
     return Summary(members=members, active_keys=active, audit_entries=audited, jobs=counts)
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from siyu import __version__
-from siyu.console.nav import N_, PRODUCT_MODULES, ROLE_NAMES
+from siyu.console.nav import JOB_STATUS_NAMES, N_, PRODUCT_MODULES, ROLE_NAMES
 from siyu.core import security, sessions, workspaces
 from siyu.core.audit import Actor
 from siyu.core.auth import Auth, SessionDep, client_ip
@@ -50,6 +50,8 @@ FLASHES = {
     "role_changed": N_("Role changed."),
     "member_removed": N_("Member removed."),
     "key_revoked": N_("API key revoked."),
+    "job_retried": N_("The job will run again."),
+    "job_resolved": N_("The job is marked done."),
 }
 
 
@@ -149,6 +151,7 @@ class Console:
             "path": self.request.url.path,
             "nav_modules": PRODUCT_MODULES,
             "role_names": ROLE_NAMES,
+            "job_status_names": JOB_STATUS_NAMES,
             "flash": self.gettext(FLASHES[self.flash]) if self.flash in FLASHES else None,
         }
         response = render(template, self.locale, {**base, **context}, status=status, headers=headers)
@@ -310,6 +313,9 @@ _EXPLAINED: dict[tuple[str, str | None], str] = {
     ("conflict", "role"): N_("The workspace must keep at least one owner."),
     ("conflict", "user_id"): N_("The workspace must keep at least one owner."),
     ("conflict", "key_id"): N_("This API key is already revoked."),
+    ("conflict", "job_id"): N_("Only parked jobs and jobs with an unknown outcome can be retried or resolved."),
+    ("invalid", "note"): N_("Say what you checked before marking the job done."),
+    ("invalid", "status"): N_("Choose one of the listed statuses."),
 }
 _UNKNOWN_ERROR = N_("Something went wrong")
 _MINUTES = re.compile(r"(\d+) minute")

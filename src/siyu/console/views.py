@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from siyu.console import service
-from siyu.console.nav import BY_KEY, PRODUCT_MODULES, ROLE_NAMES
+from siyu.console.nav import BY_KEY, JOB_STATUS_NAMES, PRODUCT_MODULES, ROLE_NAMES
 from siyu.console.shell import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
@@ -30,7 +30,7 @@ from siyu.console.shell import (
     render,
     safe_next,
 )
-from siyu.core import security, sessions, workspaces
+from siyu.core import jobs, security, sessions, workspaces
 from siyu.core.auth import client_ip
 from siyu.core.errors import NotAuthenticated, NotFound, SiyuError, Throttled
 from siyu.core.i18n import LOCALES, negotiate
@@ -436,3 +436,53 @@ def audit(console: ConsoleDep, action: str | None = None, cursor: str | None = N
     if is_htmx(console.request) and cursor:
         return console.page("_audit_rows.html", **context)
     return console.page("audit.html", actions=service.audit_actions(console.db), **context)
+
+
+# --- background jobs ------------------------------------------------------------------------------
+
+
+def _jobs_page(
+    console: Console, *, status: str = "", cursor: str | None = None, errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    rows, next_cursor = jobs.list_jobs(console.db, status=status or None, cursor=cursor)
+    return console.page(
+        "jobs.html",
+        status=status_code,
+        jobs=rows,
+        next_cursor=next_cursor,
+        current_status=status,
+        counts=jobs.job_counts(console.db),
+        status_names=JOB_STATUS_NAMES,
+        editable=console.can("jobs", "write"),
+        errors=errors or {},
+    )
+
+
+@router.get("/console/jobs")
+def background_jobs(console: ConsoleDep, status: str | None = None, cursor: str | None = None) -> Response:
+    """The workspace's background jobs; parked and unknown ones wait for a person's decision."""
+    console.auth.require("jobs", "read")
+    return _jobs_page(console, status=status or "", cursor=cursor or None)
+
+
+@router.post("/console/jobs/{job_id}/retry")
+def retry_job(job_id: int, console: ConsoleDep, form: FormDep) -> Response:
+    """Run a parked job again, or an unknown one whose effect a person found did not happen."""
+    console.auth.require("jobs", "write")
+    jobs.retry_job(console.db, console.actor, jobs.get_job_by_id(console.db, job_id))
+    return redirect("/console/jobs", flash="job_retried")
+
+
+@router.post("/console/jobs/{job_id}/resolve")
+def resolve_job(job_id: int, console: ConsoleDep, form: FormDep) -> Response:
+    """Mark an unknown job done: a person checked that its effect happened."""
+    console.auth.require("jobs", "write")
+    job = jobs.get_job_by_id(console.db, job_id)
+    note = _text(form, "note")
+    try:
+        _attempt(console.db, lambda: jobs.resolve_job(console.db, console.actor, job, note=note))
+    except SiyuError as exc:
+        errors = {f"note-{job_id}": explain(exc, console.locale)}
+        return _jobs_page(console, status=jobs.UNKNOWN, errors=errors, status_code=exc.status)
+    return redirect("/console/jobs", flash="job_resolved")

@@ -321,7 +321,7 @@ def job_counts(session: Session) -> dict[str, int]:
 def retry_job(session: Session, actor: Actor, job: Job) -> Job:
     """Run a parked or unknown job again from attempt one (unknown: a person checked it did not happen)."""
     if job.status not in (PARKED, UNKNOWN):
-        raise Conflict(f"only parked or unknown jobs can be retried; this one is {job.status}")
+        raise Conflict(f"only parked or unknown jobs can be retried; this one is {job.status}", field="job_id")
     before = snapshot(job)
     job.status = PENDING
     job.attempts = 0
@@ -338,7 +338,7 @@ def retry_job(session: Session, actor: Actor, job: Job) -> Job:
 def resolve_job(session: Session, actor: Actor, job: Job, *, note: str) -> Job:
     """Close an unknown job as done: a person confirmed its external effect happened."""
     if job.status != UNKNOWN:
-        raise Conflict(f"only unknown jobs can be resolved; this one is {job.status}")
+        raise Conflict(f"only unknown jobs can be resolved; this one is {job.status}", field="job_id")
     note = note.strip()
     if not note:
         raise Invalid("say what you checked", field="note")
