@@ -7,8 +7,9 @@ whose idempotency key the workspace has already seen, and enqueue one `event.dis
 (event, matching subscriber) in the caller's transaction. Ingestion is not audited: events are the
 facts themselves, not changes made by a person.
 
-A batch is validated in one pass of pydantic's Rust core and inserted with one statement per 1,000
-rows, straight through the driver: this path is measured against a raw insert in bench/bench_events.py.
+A batch is validated in one pass of pydantic's Rust core and inserted straight through the driver
+(PostgreSQL: one statement; SQLite: one executemany): this path is measured against a raw insert
+in bench/bench_events.py.
 """
 
 from __future__ import annotations
@@ -303,7 +304,7 @@ Row = tuple[str, datetime, str, int | None, str | None, str | None, Any]
 def _insert(
     session: Session, workspace_id: int, received_at: datetime, source: str, rows: list[Row]
 ) -> list[tuple[int, str]]:
-    """Insert rows skipping known keys; the (id, key) of each stored row. One statement per 1,000 rows."""
+    """Insert rows skipping known keys; the (id, key) of each stored row, in insertion order."""
     if not rows:
         return []
     conn = session.connection()
