@@ -21,6 +21,8 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 _TMP = Path(tempfile.mkdtemp(prefix="siyu-test-"))
 os.environ.setdefault("SIYU_VAR_DIR", str(_TMP / "var"))
 os.environ["SIYU_SECRET_KEY"] = "test-secret-key-not-for-production"
+# Each test builds an app; freezing the heap every time would keep every test's garbage alive.
+os.environ["SIYU_GC_FREEZE"] = "0"
 
 from siyu.core import clock  # noqa: E402
 from siyu.core.audit import Actor  # noqa: E402

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_minutes: int = 15
     max_body_bytes: int = 2 * 1024 * 1024
+    # Move the built app's objects out of the cyclic GC's reach (gc.freeze), so collections during a
+    # request walk only that request's objects, not the whole heap.
+    gc_freeze: bool = True
     worker_lease_seconds: int = 60
     worker_batch_size: int = 20
     worker_poll_seconds: float = 1.0

@@ -7,8 +7,9 @@ whose idempotency key the workspace has already seen, and enqueue one `event.dis
 (event, matching subscriber) in the caller's transaction. Ingestion is not audited: events are the
 facts themselves, not changes made by a person.
 
-A batch is validated in one pass of pydantic's Rust core and inserted with one statement per 1,000
-rows, straight through the driver: this path is measured against a raw insert in bench/bench_events.py.
+A batch is validated in one pass of pydantic's Rust core and inserted straight through the driver
+(PostgreSQL: one statement; SQLite: one executemany): this path is measured against a raw insert
+in bench/bench_events.py.
 """
 
 from __future__ import annotations
@@ -289,13 +290,10 @@ _PG_INSERT = (
     "FROM json_to_recordset(%s::json) "
     "AS r(t text, o timestamptz, k text, c bigint, it text, iv text, p jsonb)" + _CONFLICT
 )
-_SQLITE_CHUNK = 1000  # 10 parameters a row, well under SQLite's 32,766
-
-
-@lru_cache(maxsize=8)
-def _sqlite_insert(rows: int) -> str:
-    values = ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * rows)
-    return f"INSERT INTO events ({_COLUMNS}) VALUES {values}" + _CONFLICT
+_SQLITE_INSERT = (
+    f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT (workspace_id, idempotency_key) DO NOTHING"
+)
 
 
 # type, occurred_at, idempotency key, contact id, identity type, identity value, properties
@@ -305,7 +303,7 @@ Row = tuple[str, datetime, str, int | None, str | None, str | None, Any]
 def _insert(
     session: Session, workspace_id: int, received_at: datetime, source: str, rows: list[Row]
 ) -> list[tuple[int, str]]:
-    """Insert rows skipping known keys; the (id, key) of each stored row. One statement per 1,000 rows."""
+    """Insert rows skipping known keys; the (id, key) of each stored row, in insertion order."""
     if not rows:
         return []
     conn = session.connection()
@@ -317,29 +315,33 @@ def _insert(
             "list[tuple[int, str]]",
             conn.exec_driver_sql(_PG_INSERT, (workspace_id, received_at, source, document)).fetchall(),
         )
-    received = _sqlite_time(received_at)
-    stored: list[tuple[int, str]] = []
-    to_json = pydantic_core.to_json
-    for start in range(0, len(rows), _SQLITE_CHUNK):
-        chunk = rows[start : start + _SQLITE_CHUNK]
-        flat: list[Any] = []
-        for type_, occurred, key, contact_id, itype, ivalue, props in chunk:
-            flat += (
-                workspace_id,
-                type_,
-                _sqlite_time(occurred),
-                received,
-                key,
-                contact_id,
-                itype,
-                ivalue,
-                source,
-                to_json(props).decode(),
-            )
-        stored += cast(
-            "list[tuple[int, str]]", conn.exec_driver_sql(_sqlite_insert(len(chunk)), tuple(flat)).fetchall()
+    # SQLite: executemany of a one-row INSERT (no RETURNING, which makes SQLite buffer every row it
+    # returns) and the new rows read back by id. A transaction that writes holds SQLite's only write
+    # lock, and a rowid primary key takes max(id) + 1, so the rows above the max seen before the
+    # insert are exactly the ones this statement stored.
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        before = cursor.execute("SELECT max(id) FROM events").fetchone()[0] or 0
+        received = _sqlite_time(received_at)
+        to_json = pydantic_core.to_json
+        cursor.executemany(
+            _SQLITE_INSERT,
+            [
+                (workspace_id, t, _sqlite_time(o), received, k, c, it, iv, source, to_json(p).decode())
+                for t, o, k, c, it, iv, p in rows
+            ],
         )
-    return stored
+        if cursor.rowcount == 0:
+            return []
+        cursor.execute(
+            "SELECT id, idempotency_key FROM events WHERE id > ? AND workspace_id = ? ORDER BY id",
+            (before, workspace_id),
+        )
+        return cast("list[tuple[int, str]]", cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def record_events(session: Session, items: Sequence[Any], *, source: str = "module") -> BatchResult:
