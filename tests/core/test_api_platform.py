@@ -28,6 +28,9 @@ def test_bad_settings_name_the_field_and_change_nothing(client, make_workspace, 
 
     assert r.status_code == 422
     assert r.json()["error"]["field"] == "timezone"
+    nulled = client.patch("/api/v1/workspace", json={"currency": None}, headers=key)
+    assert nulled.status_code == 422
+    assert nulled.json()["error"]["field"] == "currency"
     assert client.get("/api/v1/workspace", headers=key).json()["name"] == "Acme"
 
 

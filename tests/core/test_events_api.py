@@ -40,21 +40,27 @@ def stored(db, workspace_id: int) -> int:
 def test_batch_is_stored_and_read_back(client, db, make_workspace, make_key):
     ws = make_workspace()
     key = bearer(make_key(ws))
-    batch = [paid("o-1"), {"type": "page.viewed", "contact_id": 7, "properties": {"path": "/tea", "ms": 1.5}}]
+    batch = [
+        paid("o-1"),
+        {"type": "page.viewed", "contact_id": 7, "properties": {"path": "/tea", "ms": 1.5}},
+        # A valid offset PostgreSQL's timestamptz input would refuse: stored as UTC.
+        {"type": "page.viewed", "occurred_at": "2026-03-01T20:00:00+16:00", "idempotency_key": "far-east"},
+    ]
 
     r = client.post("/api/v1/events", json={"events": batch}, headers=key)
 
     assert r.status_code == 200, r.text
-    assert r.json() == {"accepted": 2, "duplicates": 0, "errors": []}
+    assert r.json() == {"accepted": 3, "duplicates": 0, "errors": []}
     items = client.get("/api/v1/events", headers=key).json()["items"]
-    assert [e["type"] for e in items] == ["page.viewed", "order.paid"]
-    order = items[1]
+    assert [e["type"] for e in items] == ["page.viewed", "page.viewed", "order.paid"]
+    assert datetime.fromisoformat(items[0]["occurred_at"]) == datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
+    order = items[2]
     assert order["identity"] == {"type": "phone", "value": "+8613800000001"}
     assert order["properties"]["items"] == [{"sku": "TEA-1", "qty": 2, "price": 6000}]
     assert datetime.fromisoformat(order["occurred_at"]) == datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
     assert order["source"] == "api"
     # A custom event without a key gets a generated one, so it is stored and never merged with another.
-    assert items[0]["idempotency_key"]
+    assert items[1]["idempotency_key"]
     one = client.get(f"/api/v1/events/{order['id']}", headers=key).json()
     assert one == order
     # Ingestion is not audited.
@@ -121,6 +127,7 @@ def test_bad_items_are_reported_by_index_and_not_stored(client, db, make_workspa
             },
         ),
         {"properties": {"note": "no type"}},
+        paid("ancient", occurred_at="0001-01-01T00:00:00+14:00"),
         paid("ok-2"),
     ]
 
@@ -145,6 +152,7 @@ def test_bad_items_are_reported_by_index_and_not_stored(client, db, make_workspa
         11: ("invalid", "properties.amount"),
         12: ("unknown_field", "properties.coupon"),
         13: ("missing", "type"),
+        14: ("invalid", "occurred_at"),
     }
     assert all(e["message"] for e in body["errors"])
     assert stored(db, ws.id) == 2

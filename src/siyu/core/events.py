@@ -66,6 +66,7 @@ __all__ = [
 MAX_BATCH = 1000
 # A sender's clock may run a little ahead; anything later than this is a mistake, not a fact.
 FUTURE_TOLERANCE = timedelta(hours=1)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 IDENTITY_TYPES = frozenset(
     {"phone", "email", "wechat_openid", "wechat_unionid", "wecom_external_userid", "shop_customer_id"}
@@ -404,9 +405,15 @@ def _record(session: Session, parsed: list[Any], source: str, *, maybe_nul: bool
             )
             continue
         occurred = value.get("occurred_at")
-        if occurred is not None and occurred > latest:
-            errors.append(ItemError(index, "invalid", "occurred_at is in the future", "occurred_at"))
-            continue
+        if occurred is not None:
+            if occurred > latest:
+                errors.append(ItemError(index, "invalid", "occurred_at is in the future", "occurred_at"))
+                continue
+            if occurred < EARLIEST:
+                errors.append(ItemError(index, "invalid", "occurred_at is before 1970", "occurred_at"))
+                continue
+            # Stored in UTC; offsets PostgreSQL cannot hold (beyond ±15:59) are valid ISO-8601 too.
+            value["occurred_at"] = occurred.astimezone(UTC)
         schema = schema_for(value["type"])
         if schema is not None:
             if schema.key_required and not value.get("idempotency_key"):

@@ -78,9 +78,11 @@ def get_workspace(session: Session, workspace_id: int) -> Workspace:
 def update_workspace(session: Session, actor: Actor, ws: Workspace, changes: dict[str, Any]) -> Workspace:
     """Change the workspace's name, timezone, currency or locale."""
     allowed = {"name", "timezone", "currency", "locale"}
-    for key in changes:
+    for key, value in changes.items():
         if key not in allowed:
             raise Invalid(f"unknown field {key!r}", field=key)
+        if value is None:
+            raise Invalid(f"{key} may not be empty", field=key)
     _check_settings(**{k: changes.get(k) for k in allowed})
     before = audit.snapshot(ws)
     for key, value in changes.items():
