@@ -220,7 +220,6 @@ def test_demo_into_a_missing_workspace_exits_2(read):
 
 
 def test_demo_events_are_written_once_however_often_it_runs(read):
-    pytest.importorskip("siyu.core.events")
     from siyu.core.models import Event
 
     first = siyu("demo", "--contacts", "50", "--seed", "7")
@@ -247,7 +246,8 @@ def test_serve_migrates_and_prints_the_console_url_then_runs_uvicorn(database, m
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append({"target": target, **kw}))
-    monkeypatch.delenv("SIYU_SERVE_WORKER", raising=False)
+    monkeypatch.setenv("SIYU_SERVE_WORKER", "")  # restored (removed) after the test
+    monkeypatch.delenv("SIYU_SERVE_WORKER")
 
     result = siyu("serve", "--port", "8123", "--no-worker")
 
@@ -261,14 +261,33 @@ def test_serve_migrates_and_prints_the_console_url_then_runs_uvicorn(database, m
         assert client.get("/healthz").json()["status"] == "ok"
 
 
+def test_serve_runs_one_worker_in_process_unless_told_not_to(database, monkeypatch):
+    import uvicorn
+
+    from siyu.cli import served_app
+
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: None)
+    monkeypatch.setenv("SIYU_SERVE_WORKER", "")  # restored (removed) after the test
+    monkeypatch.delenv("SIYU_SERVE_WORKER")
+
+    assert siyu("serve", "--port", "8124").exit_code == 0
+    with TestClient(served_app()) as client:
+        assert client.app.state.worker_thread.is_alive()
+    assert not client.app.state.worker_thread.is_alive()
+
+    assert siyu("serve", "--port", "8124", "--no-worker").exit_code == 0
+    with TestClient(served_app()) as client:
+        assert not hasattr(client.app.state, "worker_thread")
+
+
 def test_serve_demo_fills_the_demo_workspace_once_and_prints_the_login(read, monkeypatch):
-    pytest.importorskip("siyu.core.events")
     import uvicorn
 
     from siyu.demo import DEMO_OWNER_EMAIL, DEMO_PASSWORD
 
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: None)
-    monkeypatch.delenv("SIYU_SERVE_WORKER", raising=False)
+    monkeypatch.setenv("SIYU_SERVE_WORKER", "")  # restored (removed) after the test
+    monkeypatch.delenv("SIYU_SERVE_WORKER")
 
     first = siyu("serve", "--demo", "--no-worker")
     users = count(read, User)
@@ -285,7 +304,6 @@ def test_serve_demo_fills_the_demo_workspace_once_and_prints_the_login(read, mon
 
 
 def test_worker_burst_does_due_jobs_and_stops(read):
-    pytest.importorskip("siyu.core.worker")
     from siyu.core import jobs
     from siyu.core.db import session_scope
     from siyu.core.models import Job
