@@ -215,6 +215,21 @@ def test_a_big_batch_without_subscribers_queues_no_jobs(db, ws):
     assert count(db, Job) == 0
 
 
+def test_batches_in_one_transaction_each_store_only_their_own_events(db, make_workspace):
+    # On PostgreSQL a batch passes through a staging table that lives as long as the connection:
+    # a second batch in the same transaction, for another workspace, must not carry the first along.
+    first, second = make_workspace(), make_workspace()
+    bind_workspace(db, first.id)
+    assert record_events(db, [{"type": "page.viewed", "idempotency_key": k} for k in "ab"]).accepted == 2
+    bind_workspace(db, second.id)
+    result = record_events(db, [{"type": "page.viewed", "idempotency_key": "c"}])
+
+    assert (result.accepted, result.duplicates) == (1, 0)
+    assert db.scalars(select(Event.idempotency_key)).all() == ["c"]
+    bind_workspace(db, first.id)
+    assert sorted(db.scalars(select(Event.idempotency_key)).all()) == ["a", "b"]
+
+
 # --- batch arithmetic ---------------------------------------------------------------------------------
 
 _PAID = {"order_id": "o", "amount": 100, "currency": "CNY", "items": [{"sku": "a", "qty": 1, "price": 100}]}
