@@ -8,8 +8,8 @@ whose idempotency key the workspace has already seen, and enqueue one `event.dis
 facts themselves, not changes made by a person.
 
 A batch is validated in one pass of pydantic's Rust core and inserted straight through the driver
-(PostgreSQL: COPY into a staging table, then one INSERT ... SELECT; SQLite: one executemany): this
-path is measured against a raw insert in bench/bench_events.py.
+(PostgreSQL: COPY; SQLite: one executemany): this path is measured against a raw insert in
+bench/bench_events.py.
 """
 
 from __future__ import annotations
@@ -283,15 +283,22 @@ _COLUMNS = (
     "identity_value, source, properties"
 )
 _CONFLICT = " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key"
-# PostgreSQL: the batch is COPied into a session temp table (created on first use in a transaction,
-# emptied at every commit), then moved into events by one INSERT ... SELECT that skips known keys.
-# COPY is PostgreSQL's cheapest way in; the staging table has no index, no constraint and no WAL.
-# The DELETE empties it at once, so a second batch in the same transaction starts from nothing.
+# PostgreSQL, common case (no key seen before): COPY straight into events, PostgreSQL's cheapest way
+# in, inside a savepoint. A known key fails the COPY on the unique constraint; the savepoint undoes
+# the partial COPY and the batch takes the way that skips known keys: COPY into a session temp table
+# (created on first use in a transaction, emptied at every commit: no index, no constraint, no WAL),
+# moved into events by one INSERT ... SELECT ... ON CONFLICT DO NOTHING. Its DELETE empties the
+# staging table at once, so a second batch in the same transaction starts from nothing.
+_PG_SAVEPOINT = "siyu_events_copy"
+_PG_COPY = f"COPY events ({_COLUMNS}) FROM STDIN"
+_PG_STORED = (
+    "SELECT id, idempotency_key FROM events WHERE workspace_id = %s AND idempotency_key = ANY(%s) ORDER BY id"
+)
 _PG_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS siyu_events_in "
     "(t text, o timestamptz, k text, c bigint, it text, iv text, p jsonb) ON COMMIT DELETE ROWS"
 )
-_PG_COPY = "COPY siyu_events_in (t, o, k, c, it, iv, p) FROM STDIN"
+_PG_COPY_STAGE = "COPY siyu_events_in (t, o, k, c, it, iv, p) FROM STDIN"
 _PG_INSERT = (
     f"WITH r AS (DELETE FROM siyu_events_in RETURNING *) INSERT INTO events ({_COLUMNS}) "
     "SELECT %s, r.t, r.o, %s, r.k, r.c, r.it, r.iv, %s, r.p FROM r" + _CONFLICT
@@ -317,14 +324,9 @@ def _insert(
     assert dbapi is not None
     to_json = pydantic_core.to_json
     if is_postgres(session):
-        pg = cast("psycopg.Cursor[tuple[Any, ...]]", dbapi.cursor())
-        with pg:
-            pg.execute(_PG_STAGE)
-            with pg.copy(_PG_COPY) as copy:
-                for t, o, k, c, it, iv, p in rows:
-                    copy.write_row((t, o, k, c, it, iv, to_json(p).decode()))
-            pg.execute(_PG_INSERT, (workspace_id, received_at, source))
-            return cast("list[tuple[int, str]]", pg.fetchall())
+        return _insert_postgres(
+            cast("psycopg.Connection[tuple[Any, ...]]", dbapi), workspace_id, received_at, source, rows
+        )
     # SQLite: executemany of a one-row INSERT (no RETURNING, which makes SQLite buffer every row it
     # returns) and the new rows read back by id. A transaction that writes holds SQLite's only write
     # lock, and a rowid primary key takes max(id) + 1, so the rows above the max seen before the
@@ -349,6 +351,31 @@ def _insert(
         return cast("list[tuple[int, str]]", cursor.fetchall())
     finally:
         cursor.close()
+
+
+def _insert_postgres(
+    conn: psycopg.Connection[tuple[Any, ...]], workspace_id: int, received_at: datetime, source: str, rows: list[Row]
+) -> list[tuple[int, str]]:
+    to_json = pydantic_core.to_json
+    with conn.cursor() as cursor:
+        cursor.execute(f"SAVEPOINT {_PG_SAVEPOINT}")
+        try:
+            with cursor.copy(_PG_COPY) as copy:
+                for t, o, k, c, it, iv, p in rows:
+                    copy.write_row((workspace_id, t, o, received_at, k, c, it, iv, source, to_json(p).decode()))
+        except psycopg.errors.UniqueViolation:
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}")
+            cursor.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
+            cursor.execute(_PG_STAGE)
+            with cursor.copy(_PG_COPY_STAGE) as copy:
+                for t, o, k, c, it, iv, p in rows:
+                    copy.write_row((t, o, k, c, it, iv, to_json(p).decode()))
+            cursor.execute(_PG_INSERT, (workspace_id, received_at, source))
+            return cast("list[tuple[int, str]]", cursor.fetchall())
+        cursor.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
+        # Every key was new (the COPY would have failed otherwise), so these are exactly this batch's rows.
+        cursor.execute(_PG_STORED, (workspace_id, [row[2] for row in rows]))
+        return cast("list[tuple[int, str]]", cursor.fetchall())
 
 
 def record_events(session: Session, items: Sequence[Any], *, source: str = "module") -> BatchResult:
