@@ -289,11 +289,10 @@ _CONFLICT = " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING i
 # (created on first use in a transaction, emptied at every commit: no index, no constraint, no WAL),
 # moved into events by one INSERT ... SELECT ... ON CONFLICT DO NOTHING. Its DELETE empties the
 # staging table at once, so a second batch in the same transaction starts from nothing.
+# The ids come from the table's own sequence before the COPY, so nothing has to be read back after it.
+_PG_IDS = "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, %s)"
 _PG_SAVEPOINT = "siyu_events_copy"
-_PG_COPY = f"COPY events ({_COLUMNS}) FROM STDIN"
-_PG_STORED = (
-    "SELECT id, idempotency_key FROM events WHERE workspace_id = %s AND idempotency_key = ANY(%s) ORDER BY id"
-)
+_PG_COPY = f"COPY events (id, {_COLUMNS}) FROM STDIN"
 _PG_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS siyu_events_in "
     "(t text, o timestamptz, k text, c bigint, it text, iv text, p jsonb) ON COMMIT DELETE ROWS"
@@ -358,11 +357,15 @@ def _insert_postgres(
 ) -> list[tuple[int, str]]:
     to_json = pydantic_core.to_json
     with conn.cursor() as cursor:
+        cursor.execute(_PG_IDS, (len(rows),))
+        ids = [event_id for (event_id,) in cursor.fetchall()]
         cursor.execute(f"SAVEPOINT {_PG_SAVEPOINT}")
         try:
             with cursor.copy(_PG_COPY) as copy:
-                for t, o, k, c, it, iv, p in rows:
-                    copy.write_row((workspace_id, t, o, received_at, k, c, it, iv, source, to_json(p).decode()))
+                for event_id, (t, o, k, c, it, iv, p) in zip(ids, rows, strict=True):
+                    copy.write_row(
+                        (event_id, workspace_id, t, o, received_at, k, c, it, iv, source, to_json(p).decode())
+                    )
         except psycopg.errors.UniqueViolation:
             cursor.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}")
             cursor.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
@@ -373,9 +376,8 @@ def _insert_postgres(
             cursor.execute(_PG_INSERT, (workspace_id, received_at, source))
             return cast("list[tuple[int, str]]", cursor.fetchall())
         cursor.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
-        # Every key was new (the COPY would have failed otherwise), so these are exactly this batch's rows.
-        cursor.execute(_PG_STORED, (workspace_id, [row[2] for row in rows]))
-        return cast("list[tuple[int, str]]", cursor.fetchall())
+    # Every key was new (the COPY would have failed otherwise): every row is stored, under its id.
+    return [(event_id, row[2]) for event_id, row in zip(ids, rows, strict=True)]
 
 
 def record_events(session: Session, items: Sequence[Any], *, source: str = "module") -> BatchResult:
