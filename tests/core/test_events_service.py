@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import StrictStr
+from pydantic import AwareDatetime, StrictStr
 from sqlalchemy import func, select
 
 from siyu.core import clock, events, jobs
@@ -129,6 +129,24 @@ def test_later_modules_register_schemas(db, ws):
 
     assert result.accepted == 1
     assert [(e.index, e.field) for e in result.errors] == [(1, "properties.prize")]
+
+
+def test_a_known_type_stores_its_properties_as_the_model_dumps_them(db, ws):
+    class Delivered(EventProperties):
+        at: AwareDatetime
+        by: StrictStr = "courier"
+
+    register_event_schema("parcel.delivered", Delivered)
+    try:
+        body = {"events": [{"type": "parcel.delivered", "properties": {"at": "2026-03-01T10:00:00+08:00"}}]}
+        result = record_events_json(db, json.dumps(body).encode())
+    finally:
+        _SCHEMAS.pop("parcel.delivered")
+
+    stored = db.get(Event, result.event_ids[0])
+    assert stored is not None
+    assert stored.properties == Delivered(at="2026-03-01T10:00:00+08:00").model_dump(mode="json")
+    assert stored.properties == {"at": "2026-03-01T10:00:00+08:00", "by": "courier"}
 
 
 def test_order_amount_may_differ_from_the_items(db, ws):

@@ -289,9 +289,13 @@ _CONFLICT = " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING i
 # (created on first use in a transaction, emptied at every commit: no index, no constraint, no WAL),
 # moved into events by one INSERT ... SELECT ... ON CONFLICT DO NOTHING. Its DELETE empties the
 # staging table at once, so a second batch in the same transaction starts from nothing.
-# The ids come from the table's own sequence before the COPY, so nothing has to be read back after it.
-_PG_IDS = "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, %s)"
+# The ids come from the table's own sequence before the COPY, so nothing has to be read back after it;
+# one round trip opens the savepoint and takes them (no parameters: the simple protocol runs both).
 _PG_SAVEPOINT = "siyu_events_copy"
+_PG_IDS = (
+    f"SAVEPOINT {_PG_SAVEPOINT}; "
+    "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, {n:d})"
+)
 _PG_COPY = f"COPY events (id, {_COLUMNS}) FROM STDIN"
 _PG_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS siyu_events_in "
@@ -357,9 +361,9 @@ def _insert_postgres(
 ) -> list[tuple[int, str]]:
     to_json = pydantic_core.to_json
     with conn.cursor() as cursor:
-        cursor.execute(_PG_IDS, (len(rows),))
+        cursor.execute(_PG_IDS.format(n=len(rows)).encode())
+        cursor.nextset()
         ids = [event_id for (event_id,) in cursor.fetchall()]
-        cursor.execute(f"SAVEPOINT {_PG_SAVEPOINT}")
         try:
             with cursor.copy(_PG_COPY) as copy:
                 for event_id, (t, o, k, c, it, iv, p) in zip(ids, rows, strict=True):
@@ -458,15 +462,14 @@ def _record(session: Session, parsed: list[Any], source: str, *, maybe_nul: bool
         schema = schema_for(event_type)
         assert schema is not None
         props = [good[p][1].get("properties", {}) for p in positions]
-        ok: list[tuple[int, Any]] = []
         for p, model in zip(positions, _validate_all(schema.one, schema.many, props), strict=True):
             if isinstance(model, ValidationError):
                 errors.append(_error_of(good[p][0], model, "properties"))
                 refused.add(p)
             else:
-                ok.append((p, model))
-        for (p, _), dumped in zip(ok, schema.many.dump_python([m for _, m in ok], mode="json"), strict=True):
-            good[p][1]["properties"] = dumped
+                # The model itself goes to the insert: pydantic_core.to_json serialises it as the model
+                # dumps itself, so no intermediate dict is built.
+                good[p][1]["properties"] = model
     if refused:
         good = [g for p, g in enumerate(good) if p not in refused]
 
