@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import StrictStr
+from pydantic import AwareDatetime, StrictStr
 from sqlalchemy import func, select
 
 from siyu.core import clock, events, jobs
@@ -131,6 +131,24 @@ def test_later_modules_register_schemas(db, ws):
     assert [(e.index, e.field) for e in result.errors] == [(1, "properties.prize")]
 
 
+def test_a_known_type_stores_its_properties_as_the_model_dumps_them(db, ws):
+    class Delivered(EventProperties):
+        at: AwareDatetime
+        by: StrictStr = "courier"
+
+    register_event_schema("parcel.delivered", Delivered)
+    try:
+        body = {"events": [{"type": "parcel.delivered", "properties": {"at": "2026-03-01T10:00:00+08:00"}}]}
+        result = record_events_json(db, json.dumps(body).encode())
+    finally:
+        _SCHEMAS.pop("parcel.delivered")
+
+    stored = db.get(Event, result.event_ids[0])
+    assert stored is not None
+    assert stored.properties == Delivered(at="2026-03-01T10:00:00+08:00").model_dump(mode="json")
+    assert stored.properties == {"at": "2026-03-01T10:00:00+08:00", "by": "courier"}
+
+
 def test_order_amount_may_differ_from_the_items(db, ws):
     # Shipping and discounts make the charged amount differ from the items: that is still a valid order.
     props = {
@@ -213,6 +231,21 @@ def test_a_big_batch_without_subscribers_queues_no_jobs(db, ws):
     assert result.accepted == 1000
     bind_workspace(db, None)
     assert count(db, Job) == 0
+
+
+def test_batches_in_one_transaction_each_store_only_their_own_events(db, make_workspace):
+    # On PostgreSQL a batch with a known key passes through a staging table that lives as long as the
+    # connection: a second such batch in the same transaction, for another workspace, must not carry
+    # the first one's rows along.
+    first, second = make_workspace(), make_workspace()
+    outcomes = []
+    for workspace, keys in ((first, "ab"), (second, "cd")):
+        bind_workspace(db, workspace.id)
+        record_events(db, [{"type": "page.viewed", "idempotency_key": keys[0]}])
+        result = record_events(db, [{"type": "page.viewed", "idempotency_key": k} for k in keys])
+        outcomes.append((result.accepted, result.duplicates, sorted(db.scalars(select(Event.idempotency_key)))))
+
+    assert outcomes == [(1, 1, ["a", "b"]), (1, 1, ["c", "d"])]
 
 
 # --- batch arithmetic ---------------------------------------------------------------------------------
