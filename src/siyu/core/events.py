@@ -284,20 +284,11 @@ _COLUMNS = (
     "identity_value, source, properties"
 )
 _CONFLICT = " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key"
-# PostgreSQL, common case (no key seen before): COPY straight into events, PostgreSQL's cheapest way
-# in, inside a savepoint. A known key fails the COPY on the unique constraint; the savepoint undoes
-# the partial COPY and the batch takes the way that skips known keys: COPY into a session temp table
-# (created on first use in a transaction, emptied at every commit: no index, no constraint, no WAL),
-# moved into events by one INSERT ... SELECT ... ON CONFLICT DO NOTHING. Its DELETE empties the
-# staging table at once, so a second batch in the same transaction starts from nothing.
-# The ids come from the table's own sequence before the COPY, so nothing has to be read back after it;
-# one round trip opens the savepoint and takes them (no parameters: the simple protocol runs both).
-_PG_SAVEPOINT = "siyu_events_copy"
-_PG_IDS = (
-    f"SAVEPOINT {_PG_SAVEPOINT}; "
-    "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, {n:d})"
-)
-_PG_COPY = f"COPY events (id, {_COLUMNS}) FROM STDIN"
+# PostgreSQL: COPY the batch into a session temp table (created on first use, emptied at every
+# commit: no index, no constraint, no WAL), then move it into events with one INSERT ... SELECT ...
+# ON CONFLICT DO NOTHING. Its DELETE empties the staging table at once, so a second batch in the same
+# transaction starts from nothing. (A COPY straight into events measured no faster, and a retried
+# batch would fail it on the unique key, leaving an error in the server's log each time.)
 _PG_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS siyu_events_in "
     "(t text, o timestamptz, k text, c bigint, it text, iv text, p jsonb) ON COMMIT DELETE ROWS"
@@ -362,27 +353,12 @@ def _insert_postgres(
 ) -> list[tuple[int, str]]:
     to_json = pydantic_core.to_json
     with conn.cursor() as cursor:
-        cursor.execute(_PG_IDS.format(n=len(rows)).encode())
-        cursor.nextset()
-        ids = [event_id for (event_id,) in cursor.fetchall()]
-        try:
-            with cursor.copy(_PG_COPY) as copy:
-                for event_id, (t, o, k, c, it, iv, p) in zip(ids, rows, strict=True):
-                    copy.write_row(
-                        (event_id, workspace_id, t, o, received_at, k, c, it, iv, source, to_json(p).decode())
-                    )
-        except psycopg.errors.UniqueViolation:
-            cursor.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}")
-            cursor.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
-            cursor.execute(_PG_STAGE)
-            with cursor.copy(_PG_COPY_STAGE) as copy:
-                for t, o, k, c, it, iv, p in rows:
-                    copy.write_row((t, o, k, c, it, iv, to_json(p).decode()))
-            cursor.execute(_PG_INSERT, (workspace_id, received_at, source))
-            return cast("list[tuple[int, str]]", cursor.fetchall())
-        cursor.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
-    # Every key was new (the COPY would have failed otherwise): every row is stored, under its id.
-    return [(event_id, row[2]) for event_id, row in zip(ids, rows, strict=True)]
+        cursor.execute(_PG_STAGE)
+        with cursor.copy(_PG_COPY_STAGE) as copy:
+            for t, o, k, c, it, iv, p in rows:
+                copy.write_row((t, o, k, c, it, iv, to_json(p).decode()))
+        cursor.execute(_PG_INSERT, (workspace_id, received_at, source))
+        return cast("list[tuple[int, str]]", cursor.fetchall())
 
 
 def record_events(session: Session, items: Sequence[Any], *, source: str = "module") -> BatchResult:
