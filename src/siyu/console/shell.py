@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,7 +21,7 @@ from siyu.console.nav import JOB_STATUS_NAMES, N_, PRODUCT_MODULES, ROLE_NAMES
 from siyu.core import security, sessions, workspaces
 from siyu.core.audit import Actor
 from siyu.core.auth import Auth, SessionDep, client_ip
-from siyu.core.errors import Forbidden, SiyuError
+from siyu.core.errors import Forbidden, SiyuError, Throttled
 from siyu.core.i18n import LOCALE_NAMES, LOCALES, negotiate, translations
 from siyu.core.models import ConsoleSession, User, Workspace
 from siyu.core.tenancy import bind_workspace
@@ -318,15 +317,13 @@ _EXPLAINED: dict[tuple[str, str | None], str] = {
     ("invalid", "status"): N_("Choose one of the listed statuses."),
 }
 _UNKNOWN_ERROR = N_("Something went wrong")
-_MINUTES = re.compile(r"(\d+) minute")
 
 
 def explain(exc: SiyuError, locale: str) -> str:
     """A translated, human sentence for an error the console shows."""
     catalog = translations(locale)
-    if exc.code == "throttled":
-        found = _MINUTES.search(exc.message)
-        minutes = int(found.group(1)) if found else 15
+    if isinstance(exc, Throttled):
+        minutes = exc.minutes
         return catalog.ngettext(
             "Too many failed sign-ins. Try again in %(num)d minute.",
             "Too many failed sign-ins. Try again in %(num)d minutes.",

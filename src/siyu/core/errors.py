@@ -55,6 +55,10 @@ class Throttled(SiyuError):
     status = 429
     code = "throttled"
 
+    def __init__(self, message: str, *, minutes: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.minutes = minutes
+
 
 class TenancyViolation(RuntimeError):
     """A row of one workspace was about to be written through another workspace's session."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -36,8 +37,10 @@ def _check_throttle(session: Session, keys: list[str]) -> None:
     for key in keys:
         row = session.get(LoginAttempt, key)
         if row is not None and row.locked_until is not None and row.locked_until > now:
-            minutes = max(1, int((row.locked_until - now).total_seconds() // 60) + 1)
-            raise Throttled(f"too many failed logins: try again in {minutes} minutes", field="email")
+            minutes = max(1, math.ceil((row.locked_until - now).total_seconds() / 60))
+            raise Throttled(
+                f"too many failed logins: try again in {minutes} minutes", minutes=minutes, field="email"
+            )
 
 
 def _count_failure(session: Session, keys: list[str], *, max_failures: int, window: timedelta) -> None:
