@@ -34,3 +34,21 @@ def test_every_route_shares_one_session_that_commits_before_the_answer():
         assert scopes <= {"function"}, f"{route.path}: get_db used with scope {scopes}; use SessionDep"
         checked += 1
     assert checked > 20
+
+
+def _calls(dependant: Dependant):
+    yield dependant.call
+    for sub in dependant.dependencies:
+        yield from _calls(sub)
+
+
+def test_every_console_write_checks_its_csrf_token():
+    from siyu.console.shell import checked_form
+    from siyu.console.views import login, router
+
+    writes = [r for r in router.routes if isinstance(r, APIRoute) and r.methods & {"POST", "PUT", "PATCH", "DELETE"}]
+    assert len(writes) > 5
+    for route in writes:
+        if route.endpoint is login:
+            continue  # no session yet: the sign-in form has its own double-submit token, tested on its own
+        assert checked_form in set(_calls(route.dependant)), f"{route.path} takes a form without its CSRF check"
