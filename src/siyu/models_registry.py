@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 # Each module with tables adds its models here, in dependency order.
-MODEL_MODULES = ("siyu.core.models",)
+MODEL_MODULES = ("siyu.core.models", "siyu.contacts.models")
 
 
 def import_all_models() -> None:
