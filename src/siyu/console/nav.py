@@ -13,6 +13,14 @@ def N_(message: str) -> str:
 
 
 @dataclass(frozen=True)
+class NavPage:
+    """One console page of a module that has shipped, listed under the module in the sidebar."""
+
+    path: str
+    title: str
+
+
+@dataclass(frozen=True)
 class ProductModule:
     """A product module's place in the console: its title and what it will do, shown until it arrives."""
 
@@ -20,6 +28,17 @@ class ProductModule:
     title: str
     promise: str
     first_step: str
+    # The module's own pages once it ships; until then the sidebar links to its promise page.
+    pages: tuple[NavPage, ...] = ()
+
+    @property
+    def href(self) -> str:
+        """Where the sidebar entry leads: the module's first page, or its promise page."""
+        return self.pages[0].path if self.pages else f"/console/m/{self.key}"
+
+    def owns(self, path: str) -> bool:
+        """True when `path` is one of the module's pages or below one (its sub-pages show then)."""
+        return any(path == p.path or path.startswith(p.path + "/") for p in self.pages)
 
 
 # Acquire → welcome & tag → retain → activate → convert → review (PRODUCT.md).

@@ -64,6 +64,10 @@ class CsrfRefused(Forbidden):
     code = "csrf"
 
 
+# The console's own templates first, then each module's `templates/` (named `<module>/page.html`).
+TEMPLATE_DIRS = [HERE / "templates", *sorted(set(HERE.parent.glob("*/templates")) - {HERE / "templates"})]
+
+
 @lru_cache
 def environment(locale: str) -> Environment:
     """The template environment of one locale.
@@ -72,7 +76,7 @@ def environment(locale: str) -> Environment:
     environment per request would race between requests served by different threads.
     """
     env = Environment(
-        loader=FileSystemLoader(HERE / "templates"),
+        loader=FileSystemLoader(TEMPLATE_DIRS),
         autoescape=select_autoescape(default=True, default_for_string=True),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
