@@ -43,6 +43,7 @@ from siyu.contacts.merge import (
     list_merge_proposals,
     list_merge_records,
     merge_contacts,
+    older_first,
     propose_merge,
     reject_merge_proposal,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "may_contact",
     "merge_contacts",
     "normalize_identity",
+    "older_first",
     "propose_merge",
     "reject_merge_proposal",
     "remove_identity",
