@@ -421,8 +421,8 @@ class _Validator:
                     raise Invalid(f"no tag {tag_id} in this workspace", field=where)
             self.ctx.tag_ids = wanted
         if self.segment_refs:
-            stmt = select(Segment.id, Segment.rule).where(Segment.workspace_id == ws)
-            rules: dict[int, Any] = {row[0]: row[1] for row in self.session.execute(stmt)}
+            query = select(Segment.id, Segment.rule).where(Segment.workspace_id == ws)
+            rules: dict[int, Any] = {row[0]: row[1] for row in self.session.execute(query)}
             for segment_id, where in self.segment_refs:
                 if segment_id not in rules:
                     raise Invalid(f"no segment {segment_id} in this workspace", field=where)
