@@ -200,7 +200,7 @@ def create_segment(
     if kind == "static" and rule is not None:
         _apply(session, segment, rule)
     elif kind == "dynamic":
-        enqueue_refresh(session, segment.id, debounce=False)
+        enqueue_refresh(session, segment.id, why="created")
         schedule_tick(session)
     _audit(session, actor, segment, "segment.create", None)
     return segment
@@ -223,7 +223,7 @@ def update_segment(
             raise Conflict("a static segment keeps the list it was made with: add or remove members", field="rule")
         compile_rule(session, rule, segment_id=segment.id)
         segment.rule = rule
-        enqueue_refresh(session, segment.id, debounce=False, key="updated")
+        enqueue_refresh(session, segment.id, why="updated")
         schedule_tick(session)
     session.flush()
     _audit(session, actor, segment, "segment.update", before)
@@ -472,13 +472,19 @@ def _minute(now: datetime) -> int:
     return int(now.timestamp() // 60)
 
 
-def enqueue_refresh(session: Session, segment_id: int, *, debounce: bool = True, key: str = "") -> bool:
-    """Ask the worker to refresh a segment: once per minute however often asked (due at the minute's end)."""
+def enqueue_refresh(session: Session, segment_id: int, *, why: str | None = None) -> bool:
+    """Ask the worker to refresh a segment.
+
+    Without `why` (events arrived) the job is due at the end of the current minute and keyed by it, so a
+    burst makes one refresh that sees the whole burst. With `why` (created, schedule...) it is due now.
+    """
     bucket = _minute(clock.now())
-    run_at = datetime.fromtimestamp((bucket + 1) * 60, UTC) if debounce else clock.now()
-    suffix = f":{key}" if key else ""
-    return jobs.enqueue(session, REFRESH, f"{segment_id}:{bucket}{suffix}", {"segment_id": segment_id},
-                        workspace_id=_workspace(session), run_at=run_at)
+    if why is None:
+        key, run_at = f"{segment_id}:{bucket}", datetime.fromtimestamp((bucket + 1) * 60, UTC)
+    else:
+        key, run_at = f"{segment_id}:{bucket}:{why}", clock.now()
+    return jobs.enqueue(session, REFRESH, key, {"segment_id": segment_id}, workspace_id=_workspace(session),
+                        run_at=run_at)
 
 
 def refresh_minutes(session: Session) -> int:
@@ -528,7 +534,7 @@ def tick_job(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
     if not segments:
         return {"stopped": "no dynamic segments; creating one starts the schedule again"}
     for segment_id, _ in segments:
-        enqueue_refresh(session, segment_id, debounce=False)
+        enqueue_refresh(session, segment_id, why="schedule")
     schedule_tick(session)
     return {"segments": len(segments)}
 
