@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from siyu.contacts.models import Segment, SegmentMember
 from siyu.core import clock
 from siyu.core.models import ApiKey, AuditEntry, Event, Job, Membership, Workspace
 from siyu.core.tenancy import bind_workspace
@@ -21,7 +22,7 @@ from tests.conftest import bearer
 
 # How to make, in workspace B, the thing each path parameter names. A route with a parameter not
 # listed here fails the test until someone says how to make one.
-PARAMS = ("user_id", "key_id", "event_id", "job_id")
+PARAMS = ("user_id", "key_id", "event_id", "job_id", "segment_id")
 B_MARK = "bworkspace-secret-marker"
 
 
@@ -34,10 +35,12 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     event = Event(type="custom.thing", occurred_at=clock.now(), idempotency_key=f"evt-{B_MARK}",
                   properties={"note": B_MARK})
     job = Job(kind="test.noop", idempotency_key=f"job-{B_MARK}", payload={"note": B_MARK})
-    db.add_all([event, job])
+    segment = Segment(name=f"segment {B_MARK}", kind="static", rule={"all": []})
+    db.add_all([event, job, segment])
     db.commit()
     bind_workspace(db, None)
-    ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id}
+    ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
+           "segment_id": segment.id}
     return b, ids, b_key_secret
 
 
@@ -91,7 +94,7 @@ def _b_rows(db, b_id: int) -> str:
     bind_workspace(db, b_id)
     db.expire_all()
     rows = []
-    for model in (Membership, ApiKey, AuditEntry, Event, Job):
+    for model in (Membership, ApiKey, AuditEntry, Event, Job, Segment, SegmentMember):
         for obj in db.execute(select(model).order_by(model.id)).scalars():
             rows.append({c.key: str(getattr(obj, c.key)) for c in model.__mapper__.column_attrs})
     rows.append({"ws": str(db.get(Workspace, b_id).__dict__.get("name"))})

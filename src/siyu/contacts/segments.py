@@ -325,6 +325,15 @@ def refresh_segment(session: Session, segment: Segment) -> RefreshResult:
     return _apply(session, segment, segment.rule)
 
 
+def refresh_now(session: Session, segment: Segment, *, actor: Actor) -> RefreshResult:
+    """Refresh a dynamic segment at a person's request (audited, unlike the worker's refreshes)."""
+    result = refresh_segment(session, segment)
+    record(session, actor, workspace_id=segment.workspace_id, action="segment.refresh", entity_type="segment",
+           entity_id=segment.id, after={"entered": result.entered, "exited": result.exited,
+                                        "member_count": result.member_count})
+    return result
+
+
 def _require_static(segment: Segment) -> None:
     if segment.kind != "static":
         raise Conflict("members of a dynamic segment follow its rule; change the rule instead", field="segment_id")
