@@ -103,12 +103,12 @@
       var list = inner[key];
       delete inner[key];
       inner[mode.value] = list;
-      self.render();
+      self.render(); self.save(true);
     });
     notBox.addEventListener("change", function () {
       var replacement = notBox.checked ? { not: inner } : inner;
       if (parent) { parent[index] = replacement; } else { self.rule = replacement.not ? { all: [replacement] } : replacement; }
-      self.render();
+      self.render(); self.save(true);
     });
     return box;
   };
@@ -148,7 +148,9 @@
     var kind = this.kindOf(node);
     var kindSelect = select(kinds, kind, this.v.kinds.field);
     kindSelect.className = "seg-kind";
-    kindSelect.addEventListener("change", function () { parent[index] = self.fresh(kindSelect.value); self.render(); });
+    kindSelect.addEventListener("change", function () {
+      parent[index] = self.fresh(kindSelect.value); self.render(); self.save(true);
+    });
     row.appendChild(kindSelect);
     var update = function () { self.save(false); };
     this["edit_" + kind](node, row, update, function () { self.render(); });
