@@ -23,11 +23,13 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.core.api_events", "router"),
     ("siyu.core.api_jobs", "router"),
     ("siyu.contacts.api", "router"),
+    ("siyu.contacts.api_segments", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.console.views", "router"),
     ("siyu.contacts.views", "router"),
+    ("siyu.contacts.views_segments", "router"),
 )
 
 

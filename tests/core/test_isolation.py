@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from siyu.contacts import models as contact_models
+from siyu.contacts.models import Segment
 from siyu.core import clock
 from siyu.core.audit import Actor
-from siyu.core.models import ApiKey, AuditEntry, Event, Job, Membership, Workspace
-from siyu.core.tenancy import bind_workspace
+from siyu.core.db import Base
+from siyu.core.models import ApiKey, Event, Job, Workspace
+from siyu.core.tenancy import WorkspaceScoped, bind_workspace
+from siyu.models_registry import import_all_models
 from tests.conftest import bearer
 
 # How to make, in workspace B, the thing each path parameter names. A route with a parameter not
@@ -26,6 +28,7 @@ from tests.conftest import bearer
 PARAMS = (
     "user_id", "key_id", "event_id", "job_id",
     "contact_id", "identity_id", "note_id", "attribute_id", "merge_id", "proposal_id",
+    "segment_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -39,9 +42,11 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     event = Event(type="custom.thing", occurred_at=clock.now(), idempotency_key=f"evt-{B_MARK}",
                   properties={"note": B_MARK})
     job = Job(kind="test.noop", idempotency_key=f"job-{B_MARK}", payload={"note": B_MARK})
-    db.add_all([event, job])
+    segment = Segment(name=f"segment {B_MARK}", kind="static", rule={"all": []})
+    db.add_all([event, job, segment])
     db.commit()
-    ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id, **_seed_b_contacts(db)}
+    ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
+           "segment_id": segment.id, **_seed_b_contacts(db)}
     bind_workspace(db, None)
     return b, ids, b_key_secret
 
@@ -111,14 +116,19 @@ def _body(spec, op) -> Any:
     return None if content is None else _example(spec, content["schema"])
 
 
+def _workspace_models() -> list[type]:
+    """Every workspace-owned table, so a new module's rows are in B's snapshot without being listed here."""
+    import_all_models()
+    models = [m.class_ for m in Base.registry.mappers if issubclass(m.class_, WorkspaceScoped)]
+    return sorted(models, key=lambda m: m.__tablename__)
+
+
 def _b_rows(db, b_id: int) -> str:
     """Everything of workspace B, as one comparable string."""
     bind_workspace(db, b_id)
     db.expire_all()
     rows = []
-    for model in (Membership, ApiKey, AuditEntry, Event, Job, contact_models.Contact, contact_models.Identity,
-                  contact_models.Note, contact_models.AttributeDefinition, contact_models.MergeRecord,
-                  contact_models.MergeProposal, contact_models.Consent):
+    for model in _workspace_models():
         for obj in db.execute(select(model).order_by(model.id)).scalars():
             rows.append({c.key: str(getattr(obj, c.key)) for c in model.__mapper__.column_attrs})
     rows.append({"ws": str(db.get(Workspace, b_id).__dict__.get("name"))})

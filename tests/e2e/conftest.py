@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session
 
 from siyu.core import clock
 from siyu.core.audit import Actor
@@ -47,7 +48,8 @@ def _seed(url: str) -> None:
     actor = Actor.cli("e2e")
     with Session(engine) as session:
         owner = workspaces.create_user(session, email=EMAIL, name="Olivia Chen", password=PASSWORD)
-        workspaces.create_workspace(session, actor, name="Acme Tea", owner=owner, locale="en", timezone="UTC")
+        acme = workspaces.create_workspace(session, actor, name="Acme Tea", owner=owner, locale="en", timezone="UTC")
+        _seed_contacts(session, acme.id)
         second = workspaces.create_workspace(
             session, actor, name="Second Shop", owner=owner, locale="en", timezone="UTC", currency="USD"
         )
@@ -65,6 +67,18 @@ def _seed(url: str) -> None:
                 )
         session.commit()
     engine.dispose()
+
+
+def _seed_contacts(session: Session, workspace_id: int) -> None:
+    """A handful of contacts in Acme Tea, for the segment builder to count."""
+    from siyu.contacts.models import Contact
+
+    bind_workspace(session, workspace_id)
+    for name, city in (("Li Na", "Shanghai"), ("Wang Fang", "Beijing"), ("Zhao Lei", "Shanghai"),
+                       ("Chen Jie", "Hangzhou"), ("Liu Yang", "Shanghai")):
+        session.add(Contact(name=name, city=city))
+    session.flush()
+    bind_workspace(session, None)
 
 
 def _free_port() -> int:

@@ -60,7 +60,10 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             "owners, lifecycle stages and segments."
         ),
         N_("Connect a channel or import a CSV file to bring in your first contacts."),
-        pages=(NavPage("/console/contacts", N_("Contacts")),),
+        pages=(
+            NavPage("/console/contacts", N_("Contacts")),
+            NavPage("/console/segments", N_("Segments")),
+        ),
     ),
     ProductModule(
         "channels",

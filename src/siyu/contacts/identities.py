@@ -45,6 +45,13 @@ def canonical_type(type: str) -> str:
     )
 
 
+def is_identity_type(name: str) -> bool:
+    """True for a stored identity type name: a built-in one or custom:<name>."""
+    return name in IDENTITY_TYPES or (
+        name.startswith(CUSTOM_PREFIX) and _CUSTOM_NAME.match(name[len(CUSTOM_PREFIX):]) is not None
+    )
+
+
 def event_identity_type(type: str) -> str:
     """An event's identity type as a contact's: built-in names and aliases kept, other keys become custom."""
     name = EVENT_TYPE_ALIASES.get(type, type)

@@ -56,6 +56,7 @@ __all__ = [
     "PersonRef",
     "get_event",
     "list_events",
+    "on_batch",
     "on_event",
     "record_event",
     "record_events",
@@ -230,6 +231,28 @@ def dispatch_event(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
     event = get_scoped(session, Event, ctx.payload["event_id"], what="event")
     subscriber.fn(session, event)
     return {"subscriber": name, "event_id": event.id}
+
+
+# A batch listener sees each stored batch once, as {type: how many stored}, in the recording
+# transaction: for reactions that depend on which kinds of thing happened, not on each event (the
+# contacts module schedules one refresh per affected segment instead of one job per event).
+BatchListener = Callable[[Session, int, Mapping[str, int]], None]
+_batch_listeners: dict[str, BatchListener] = {}
+
+
+def on_batch(name: str) -> Callable[[BatchListener], BatchListener]:
+    """Register `fn(session, workspace_id, counts_by_type)`, called after each batch that stored events."""
+
+    def register(fn: BatchListener) -> BatchListener:
+        _batch_listeners[name] = fn
+        return fn
+
+    return register
+
+
+def remove_batch_listener(name: str) -> None:
+    """Forget a batch listener (plugins unloading, tests)."""
+    _batch_listeners.pop(name, None)
 
 
 # --- recording --------------------------------------------------------------------------------------
@@ -490,6 +513,13 @@ def _record(session: Session, parsed: list[Any], source: str, *, maybe_nul: bool
             for name in _subscribers_of(type_of[key]):
                 payload = {"event_id": event_id, "subscriber": name}
                 jobs.enqueue(session, DISPATCH, f"{event_id}:{name}", payload, workspace_id=workspace_id)
+    if _batch_listeners and stored:
+        counts: dict[str, int] = {}
+        type_by_key = {row[2]: row[0] for row in rows}
+        for _, key in stored:
+            counts[type_by_key[key]] = counts.get(type_by_key[key], 0) + 1
+        for listener in list(_batch_listeners.values()):
+            listener(session, workspace_id, counts)
     return result
 
 
