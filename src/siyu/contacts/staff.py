@@ -67,7 +67,7 @@ def owned_counts(session: Session) -> dict[int, int]:
     rows = session.execute(
         select(Contact.owner_id, func.count()).where(Contact.owner_id.is_not(None)).group_by(Contact.owner_id)
     ).all()
-    return {int(owner): int(n) for owner, n in rows}
+    return {int(owner or 0): int(n) for owner, n in rows}
 
 
 def default_owner_id(session: Session) -> int | None:
