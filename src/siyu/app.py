@@ -22,6 +22,8 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.core.api", "router"),
     ("siyu.core.api_events", "router"),
     ("siyu.core.api_jobs", "router"),
+    ("siyu.contacts.api_tags", "router"),
+    ("siyu.contacts.api_staff", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (

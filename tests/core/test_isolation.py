@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from siyu.contacts.models import Handover, StaffMember, Tag, TagGroup, TagRule
 from siyu.core import clock
 from siyu.core.models import ApiKey, AuditEntry, Event, Job, Membership, Workspace
 from siyu.core.tenancy import bind_workspace
@@ -21,7 +22,8 @@ from tests.conftest import bearer
 
 # How to make, in workspace B, the thing each path parameter names. A route with a parameter not
 # listed here fails the test until someone says how to make one.
-PARAMS = ("user_id", "key_id", "event_id", "job_id")
+PARAMS = ("user_id", "key_id", "event_id", "job_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id",
+          "handover_id")
 B_MARK = "bworkspace-secret-marker"
 
 
@@ -35,9 +37,23 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
                   properties={"note": B_MARK})
     job = Job(kind="test.noop", idempotency_key=f"job-{B_MARK}", payload={"note": B_MARK})
     db.add_all([event, job])
+    db.flush()
+    group = TagGroup(name=f"group {B_MARK}")
+    db.add(group)
+    db.flush()
+    tag = Tag(group_id=group.id, name=f"tag {B_MARK}")
+    leaving, taking = StaffMember(name=f"staff {B_MARK}"), StaffMember(name="taking")
+    db.add_all([tag, leaving, taking])
+    db.flush()
+    rule = TagRule(name=f"rule {B_MARK}", trigger="event", config={"event_type": "order.paid"},
+                   add_tag_ids=[tag.id])
+    handover = Handover(from_staff_id=leaving.id, to_staff_id=taking.id, reason="leaving", actor=B_MARK)
+    db.add_all([rule, handover])
     db.commit()
     bind_workspace(db, None)
-    ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id}
+    ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
+           "tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
+           "handover_id": handover.id}
     return b, ids, b_key_secret
 
 
@@ -91,7 +107,7 @@ def _b_rows(db, b_id: int) -> str:
     bind_workspace(db, b_id)
     db.expire_all()
     rows = []
-    for model in (Membership, ApiKey, AuditEntry, Event, Job):
+    for model in (Membership, ApiKey, AuditEntry, Event, Job, TagGroup, Tag, TagRule, StaffMember, Handover):
         for obj in db.execute(select(model).order_by(model.id)).scalars():
             rows.append({c.key: str(getattr(obj, c.key)) for c in model.__mapper__.column_attrs})
     rows.append({"ws": str(db.get(Workspace, b_id).__dict__.get("name"))})
