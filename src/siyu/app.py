@@ -28,6 +28,8 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.console.views", "router"),
+    ("siyu.contacts.views_tags", "router"),
+    ("siyu.contacts.views_staff", "router"),
 )
 
 
