@@ -22,12 +22,14 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.core.api", "router"),
     ("siyu.core.api_events", "router"),
     ("siyu.core.api_jobs", "router"),
+    ("siyu.contacts.api", "router"),
     ("siyu.contacts.api_tags", "router"),
     ("siyu.contacts.api_staff", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.console.views", "router"),
+    ("siyu.contacts.views", "router"),
     ("siyu.contacts.views_tags", "router"),
     ("siyu.contacts.views_staff", "router"),
 )

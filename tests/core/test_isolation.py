@@ -14,16 +14,20 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from siyu.contacts.models import Handover, StaffMember, Tag, TagGroup, TagRule
+from siyu.contacts import models as contact_models
 from siyu.core import clock
+from siyu.core.audit import Actor
 from siyu.core.models import ApiKey, AuditEntry, Event, Job, Membership, Workspace
 from siyu.core.tenancy import bind_workspace
 from tests.conftest import bearer
 
 # How to make, in workspace B, the thing each path parameter names. A route with a parameter not
 # listed here fails the test until someone says how to make one.
-PARAMS = ("user_id", "key_id", "event_id", "job_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id",
-          "handover_id")
+PARAMS = (
+    "user_id", "key_id", "event_id", "job_id",
+    "contact_id", "identity_id", "note_id", "attribute_id", "merge_id", "proposal_id",
+    "tag_group_id", "tag_id", "tag_rule_id", "staff_id", "handover_id",
+)
 B_MARK = "bworkspace-secret-marker"
 
 
@@ -38,23 +42,45 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     job = Job(kind="test.noop", idempotency_key=f"job-{B_MARK}", payload={"note": B_MARK})
     db.add_all([event, job])
     db.flush()
-    group = TagGroup(name=f"group {B_MARK}")
+    group = contact_models.TagGroup(name=f"group {B_MARK}")
     db.add(group)
     db.flush()
-    tag = Tag(group_id=group.id, name=f"tag {B_MARK}")
-    leaving, taking = StaffMember(name=f"staff {B_MARK}"), StaffMember(name="taking")
+    tag = contact_models.Tag(group_id=group.id, name=f"tag {B_MARK}")
+    leaving = contact_models.StaffMember(name=f"staff {B_MARK}")
+    taking = contact_models.StaffMember(name="taking")
     db.add_all([tag, leaving, taking])
     db.flush()
-    rule = TagRule(name=f"rule {B_MARK}", trigger="event", config={"event_type": "order.paid"},
-                   add_tag_ids=[tag.id])
-    handover = Handover(from_staff_id=leaving.id, to_staff_id=taking.id, reason="leaving", actor=B_MARK)
+    rule = contact_models.TagRule(name=f"rule {B_MARK}", trigger="event", config={"event_type": "order.paid"},
+                                  add_tag_ids=[tag.id])
+    handover = contact_models.Handover(from_staff_id=leaving.id, to_staff_id=taking.id, reason="leaving",
+                                       actor=B_MARK)
     db.add_all([rule, handover])
     db.commit()
+    ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id, **_seed_b_contacts(db)}
     bind_workspace(db, None)
-    ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
-           "tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
-           "handover_id": handover.id}
+    ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
+                "handover_id": handover.id})
     return b, ids, b_key_secret
+
+
+def _seed_b_contacts(db) -> dict[str, int]:
+    """Contacts of workspace B with an identity, a note, an attribute, a merge and a merge proposal."""
+    from siyu.contacts import service as contacts
+
+    actor = Actor.cli(B_MARK)
+    attribute = contacts.create_attribute_definition(db, key="bmark", label=B_MARK, type="text", actor=actor)
+    contact = contacts.create_contact(db, fields={"name": B_MARK}, identities=[("openid", B_MARK)], actor=actor)
+    twin = contacts.create_contact(db, identities=[("custom:card", B_MARK)], actor=actor)
+    gone = contacts.create_contact(db, identities=[("email", "b-merged@example.com")], actor=actor)
+    record = contacts.merge_contacts(db, contact, gone, actor=actor, automatic=False)
+    proposal = contacts.propose_merge(db, contact, twin, identity=("openid", B_MARK))
+    note = contacts.add_note(db, contact, body=B_MARK, actor=actor)
+    db.commit()
+    assert proposal is not None
+    return {
+        "contact_id": contact.id, "identity_id": contacts.identities_of(db, contact)[0].id, "note_id": note.id,
+        "attribute_id": attribute.id, "merge_id": record.id, "proposal_id": proposal.id,
+    }
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +133,10 @@ def _b_rows(db, b_id: int) -> str:
     bind_workspace(db, b_id)
     db.expire_all()
     rows = []
-    for model in (Membership, ApiKey, AuditEntry, Event, Job, TagGroup, Tag, TagRule, StaffMember, Handover):
+    for model in (Membership, ApiKey, AuditEntry, Event, Job, contact_models.Contact, contact_models.Identity,
+                  contact_models.Note, contact_models.AttributeDefinition, contact_models.MergeRecord,
+                  contact_models.MergeProposal, contact_models.Consent, contact_models.TagGroup,
+                  contact_models.Tag, contact_models.TagRule, contact_models.StaffMember, contact_models.Handover):
         for obj in db.execute(select(model).order_by(model.id)).scalars():
             rows.append({c.key: str(getattr(obj, c.key)) for c in model.__mapper__.column_attrs})
     rows.append({"ws": str(db.get(Workspace, b_id).__dict__.get("name"))})

@@ -60,7 +60,11 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             "owners, lifecycle stages and segments."
         ),
         N_("Connect a channel or import a CSV file to bring in your first contacts."),
-        pages=(NavPage("/console/tags", N_("Tags")), NavPage("/console/staff", N_("Staff"))),
+        pages=(
+            NavPage("/console/contacts", N_("Contacts")),
+            NavPage("/console/tags", N_("Tags")),
+            NavPage("/console/staff", N_("Staff")),
+        ),
     ),
     ProductModule(
         "channels",

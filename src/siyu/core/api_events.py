@@ -121,7 +121,7 @@ def list_events(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     type: str | None = None,
-    contact_id: int | None = None,
+    contact_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     since: Annotated[AwareDatetime | None, Query(description="occurred at or after")] = None,
     until: Annotated[AwareDatetime | None, Query(description="occurred before")] = None,
 ) -> Page[EventOut]:
