@@ -29,8 +29,9 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.console.views", "router"),
-    ("siyu.contacts.views", "router"),
+    # Before contacts.views: its POST /console/contacts/{contact_id} would take /console/contacts/bulk-tag.
     ("siyu.contacts.views_tags", "router"),
+    ("siyu.contacts.views", "router"),
     ("siyu.contacts.views_staff", "router"),
 )
 

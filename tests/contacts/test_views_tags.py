@@ -123,3 +123,17 @@ def test_pages_render_in_chinese(client, db, make_workspace, make_user):
     sign_in(client, "zh@example.com")
     assert "标签" in client.get("/console/tags").text
     assert "员工" in client.get("/console/staff").text
+
+
+def test_the_contact_list_offers_bulk_tagging(client, db, owner):
+    bind_workspace(db, owner.id)
+    group = tags.create_tag_group(db, name="Interest", actor=ACTOR)
+    tags.create_tag(db, group_id=group.id, name="Tea", actor=ACTOR)
+    add_contacts(db, owner.id, 1)
+    db.commit()
+    bind_workspace(db, None)
+
+    page = client.get("/console/contacts").text
+
+    assert 'formaction="/console/contacts/bulk-tag"' in page
+    assert ">Tea</option>" in page

@@ -49,6 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from siyu.contacts.models import Contact, ContactSettings
+from siyu.contacts.service import DEFAULT_ONE_PERSON_KEYS
 from siyu.core import clock, jobs
 from siyu.core.audit import Actor, record
 from siyu.core.db import UTCDateTime
@@ -138,7 +139,7 @@ def update_rules(session: Session, values: Mapping[str, Any], *, actor: Actor) -
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         session.execute(
             insert(ContactSettings)
-            .values(workspace_id=workspace_id, one_person_keys=[], lifecycle_rules=rules,
+            .values(workspace_id=workspace_id, one_person_keys=list(DEFAULT_ONE_PERSON_KEYS), lifecycle_rules=rules,
                     segment_refresh_minutes=15, updated_at=clock.now())
             .on_conflict_do_nothing(index_elements=["workspace_id"])
         )

@@ -241,9 +241,16 @@ def tags_of(session: Session, contact_ids: Sequence[int]) -> dict[int, list[Tag]
 # --- bulk tagging -----------------------------------------------------------------------------------
 
 
-def _check_contacts(session: Session, contact_ids: list[int]) -> None:
+def _check_contacts(session: Session, contact_ids: list[int], viewer: Any) -> None:
+    # A staff member tags only their own contacts: others' ids are as unknown to them as other workspaces'.
+    from siyu.contacts.service import visible_contacts
+
+    visible = visible_contacts(session, viewer) if viewer is not None else None
     for chunk in _chunks(contact_ids):
-        found = set(session.execute(select(Contact.id).where(Contact.id.in_(chunk))).scalars())
+        stmt = select(Contact.id).where(Contact.id.in_(chunk))
+        if visible is not None:
+            stmt = stmt.where(visible)
+        found = set(session.execute(stmt).scalars())
         missing = [i for i in chunk if i not in found]
         if missing:
             raise NotFound(f"contact {missing[0]} not found", field="contact_ids")
@@ -258,7 +265,7 @@ def _check_tags(session: Session, tag_ids: list[int]) -> list[Tag]:
 
 
 def _checked(
-    session: Session, contact_ids: Iterable[Any], tag_ids: Iterable[Any], source: str
+    session: Session, contact_ids: Iterable[Any], tag_ids: Iterable[Any], source: str, viewer: Any = None
 ) -> tuple[list[int], list[Tag]]:
     if not isinstance(source, str) or not _SOURCE.match(source) or len(source) > 80:
         raise Invalid("source is a word such as manual, import or rule:12", field="source")
@@ -270,7 +277,7 @@ def _checked(
         raise Invalid("choose at least one tag", field="tag_ids")
     if len(contacts) > MAX_BULK:
         raise Invalid(f"at most {MAX_BULK} contacts at a time", field="contact_ids")
-    _check_contacts(session, contacts)
+    _check_contacts(session, contacts, viewer)
     return contacts, _check_tags(session, tag_list)
 
 
@@ -338,10 +345,13 @@ def _remove(session: Session, contact_ids: list[int], tags: list[Tag], *, source
 
 def add_tags(
     session: Session, contact_ids: Iterable[Any], tag_ids: Iterable[Any], *, source: str = "manual",
-    actor: Actor | None,
+    actor: Actor | None, viewer: Any = None,
 ) -> TagChange:
-    """Put tags on contacts; pairs already there are left alone. Audited once when a person or key acts."""
-    contacts, tags = _checked(session, contact_ids, tag_ids, source)
+    """Put tags on contacts; pairs already there are left alone. Audited once when a person or key acts.
+
+    `viewer` (a console Auth) limits a staff member to their own contacts.
+    """
+    contacts, tags = _checked(session, contact_ids, tag_ids, source, viewer)
     changed = _add(session, contacts, tags, source=source)
     if actor is not None:
         _audit(session, actor, "tag.bulk_add", contacts, tags, changed, source)
@@ -350,10 +360,10 @@ def add_tags(
 
 def remove_tags(
     session: Session, contact_ids: Iterable[Any], tag_ids: Iterable[Any], *, source: str = "manual",
-    actor: Actor | None,
+    actor: Actor | None, viewer: Any = None,
 ) -> TagChange:
     """Take tags off contacts; pairs not there are left alone. Audited once when a person or key acts."""
-    contacts, tags = _checked(session, contact_ids, tag_ids, source)
+    contacts, tags = _checked(session, contact_ids, tag_ids, source, viewer)
     changed = _remove(session, contacts, tags, source=source)
     if actor is not None:
         _audit(session, actor, "tag.bulk_remove", contacts, tags, changed, source)

@@ -290,13 +290,6 @@ def delete_rule(rule_id: int, console: ConsoleDep, form: FormDep) -> Response:
 # --- bulk tagging from the contact list -------------------------------------------------------------
 
 
-def bulk_tag_context(db: Session) -> dict[str, Any]:
-    """What `contacts/_bulk_tag.html` needs: the tags to choose from, by group."""
-    groups = tags.list_tag_groups(db)
-    all_tags = tags.list_tags(db)
-    return {"bulk_tag_groups": [(g, [t for t in all_tags if t.group_id == g.id]) for g in groups]}
-
-
 @router.post("/console/contacts/bulk-tag")
 def bulk_tag(console: ConsoleDep, form: FormDep) -> Response:
     """Add a tag to (or remove it from) the contacts ticked on the list; back to the list after."""
@@ -311,7 +304,7 @@ def bulk_tag(console: ConsoleDep, form: FormDep) -> Response:
     try:
         contact_ids = _ints(form, "contact_ids")
         change = _attempt(console.db, lambda: (tags.add_tags if action == "add" else tags.remove_tags)(
-            console.db, contact_ids, [int(tag_id)], source="manual", actor=console.actor
+            console.db, contact_ids, [int(tag_id)], source="manual", actor=console.actor, viewer=console.auth
         ))
     except SiyuError as exc:
         exc.message = explain_here(exc, console)
