@@ -24,12 +24,17 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.core.api_jobs", "router"),
     ("siyu.contacts.api", "router"),
     ("siyu.contacts.api_segments", "router"),
+    ("siyu.contacts.api_tags", "router"),
+    ("siyu.contacts.api_staff", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.console.views", "router"),
+    # Before contacts.views: its POST /console/contacts/{contact_id} would take /console/contacts/bulk-tag.
+    ("siyu.contacts.views_tags", "router"),
     ("siyu.contacts.views", "router"),
     ("siyu.contacts.views_segments", "router"),
+    ("siyu.contacts.views_staff", "router"),
 )
 
 

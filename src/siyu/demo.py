@@ -40,7 +40,7 @@ CHUNK_SIZE = 1_000
 
 # (module, attribute) of a function `(session, workspace, rng, progress) -> None` that adds a later
 # module's demo data; it runs in its own transaction with the session bound to the demo workspace.
-DEMO_EXTENSIONS: tuple[tuple[str, str], ...] = ()
+DEMO_EXTENSIONS: tuple[tuple[str, str], ...] = (("siyu.contacts.demo", "add_demo_contacts"),)
 
 DemoExtension = Callable[[Session, Workspace, random.Random, Progress], None]
 
@@ -301,6 +301,8 @@ def run_demo(
     if days < 1:
         raise Invalid("--days must be at least 1", field="days")
     progress = progress or Progress(disable=True)
+    # Imported before the events are written, so the modules' resolvers and subscribers see them.
+    extend_with = extensions()
     with session_scope() as session:
         result = prepare_workspace(session, actor, seed=seed, password=password, workspace_id=workspace_id)
     ws = result.workspace
@@ -308,7 +310,7 @@ def run_demo(
         tz = ZoneInfo(ws.timezone)
         people = demo_events(seed=seed, contacts=contacts, days=days, now=clock.now(), tz=tz)
         write_events(ws.id, people, result=result, progress=progress, total=contacts)
-    for extend in extensions():
+    for extend in extend_with:
         with session_scope() as session:
             bind_workspace(session, ws.id)
             extend(session, ws, random.Random(seed), progress)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from siyu.contacts.models import Segment
+from siyu.contacts import models as contact_models
 from siyu.core import clock
 from siyu.core.audit import Actor
 from siyu.core.db import Base
@@ -28,7 +28,7 @@ from tests.conftest import bearer
 PARAMS = (
     "user_id", "key_id", "event_id", "job_id",
     "contact_id", "identity_id", "note_id", "attribute_id", "merge_id", "proposal_id",
-    "segment_id",
+    "segment_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id", "handover_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -42,12 +42,28 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     event = Event(type="custom.thing", occurred_at=clock.now(), idempotency_key=f"evt-{B_MARK}",
                   properties={"note": B_MARK})
     job = Job(kind="test.noop", idempotency_key=f"job-{B_MARK}", payload={"note": B_MARK})
-    segment = Segment(name=f"segment {B_MARK}", kind="static", rule={"all": []})
+    segment = contact_models.Segment(name=f"segment {B_MARK}", kind="static", rule={"all": []})
     db.add_all([event, job, segment])
+    db.flush()
+    group = contact_models.TagGroup(name=f"group {B_MARK}")
+    db.add(group)
+    db.flush()
+    tag = contact_models.Tag(group_id=group.id, name=f"tag {B_MARK}")
+    leaving = contact_models.StaffMember(name=f"staff {B_MARK}")
+    taking = contact_models.StaffMember(name="taking")
+    db.add_all([tag, leaving, taking])
+    db.flush()
+    rule = contact_models.TagRule(name=f"rule {B_MARK}", trigger="event", config={"event_type": "order.paid"},
+                                  add_tag_ids=[tag.id])
+    handover = contact_models.Handover(from_staff_id=leaving.id, to_staff_id=taking.id, reason="leaving",
+                                       actor=B_MARK)
+    db.add_all([rule, handover])
     db.commit()
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db)}
     bind_workspace(db, None)
+    ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
+                "handover_id": handover.id})
     return b, ids, b_key_secret
 
 

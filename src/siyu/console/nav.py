@@ -63,6 +63,8 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
         pages=(
             NavPage("/console/contacts", N_("Contacts")),
             NavPage("/console/segments", N_("Segments")),
+            NavPage("/console/tags", N_("Tags")),
+            NavPage("/console/staff", N_("Staff")),
         ),
     ),
     ProductModule(

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from siyu.contacts.identities import event_identity_type, normalize_identity
 from siyu.contacts.models import Contact
 from siyu.contacts.service import insert_identities, lookup_identities
+from siyu.contacts.staff import default_owner_id
 from siyu.core.errors import Invalid
 from siyu.core.events import PersonError, PersonRef, record_events, register_person_resolver
 
@@ -56,11 +57,12 @@ def _contacts_for(session: Session, pairs: list[Pair]) -> dict[Pair, int]:
     """The contact of every pair, creating one contact per unknown pair."""
     found = lookup_identities(session, pairs)
     created: list[int] = []
+    owner_id = default_owner_id(session) if len(found) < len(pairs) else None
     for _ in range(MAX_ROUNDS):
         missing = [p for p in pairs if p not in found]
         if not missing:
             break
-        contacts = [Contact(attributes={}, **_fields_of(p)) for p in missing]
+        contacts = [Contact(attributes={}, owner_id=owner_id, **_fields_of(p)) for p in missing]
         session.add_all(contacts)
         session.flush()
         stored = insert_identities(session, [(c.id, *p) for c, p in zip(contacts, missing, strict=True)])

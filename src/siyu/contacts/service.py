@@ -48,6 +48,7 @@ from siyu.contacts.merge import (
     reject_merge_proposal,
 )
 from siyu.contacts.models import Contact, ContactSettings, ContactTag, Identity, Note, StaffMember
+from siyu.contacts.staff import default_owner_id
 from siyu.core import audit
 from siyu.core.audit import Actor
 from siyu.core.errors import Conflict, Invalid, NotFound
@@ -382,7 +383,7 @@ def create_contact(
     contact = Contact(
         **{k: v for k, v in clean_fields.items() if v is not None},
         attributes={k: v for k, v in clean_attributes.items() if v is not None},
-        owner_id=owner_id,
+        owner_id=owner_id if owner_id is not None else default_owner_id(session),
     )
     for pair in pairs:
         _sync_field_from_identity(contact, pair)
@@ -494,7 +495,7 @@ def _upsert_once(
 ) -> _Outcome:
     found = lookup_identities(session, pairs)
     if not found:
-        contact = Contact(attributes={})
+        contact = Contact(attributes={}, owner_id=default_owner_id(session))
         session.add(contact)
         session.flush()
         if len(insert_identities(session, [(contact.id, *p) for p in pairs])) < len(pairs):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
@@ -181,6 +181,10 @@ def register_person_resolver(fn: PersonResolver | None) -> None:
 # --- subscribers ------------------------------------------------------------------------------------
 
 EventHandler = Callable[[Session, Event], None]
+# The event types a subscriber wants from the bound workspace right now, asked once per batch: a
+# subscriber whose interest is data (auto-tagging rules on any event type) listens to "*" and still
+# queues jobs only for the types some rule of that workspace is about.
+EventInterest = Callable[[Session], Collection[str]]
 
 
 @dataclass(frozen=True)
@@ -188,20 +192,24 @@ class Subscriber:
     name: str
     pattern: str
     fn: EventHandler
+    wants: EventInterest | None = None
 
 
 _subscribers: dict[str, Subscriber] = {}
 
 
-def on_event(pattern: str, name: str) -> Callable[[EventHandler], EventHandler]:
+def on_event(
+    pattern: str, name: str, *, wants: EventInterest | None = None
+) -> Callable[[EventHandler], EventHandler]:
     """Register an in-process handler for events whose type matches `pattern` (`order.paid`, `order.*`).
 
     Each stored event that matches gets its own `event.dispatch` job, so the handler runs once per
     event in a worker, in the worker's transaction, after the recording transaction committed.
+    `wants`, if given, narrows the matching types per workspace and batch (see EventInterest).
     """
 
     def register(fn: EventHandler) -> EventHandler:
-        _subscribers[name] = Subscriber(name, pattern, fn)
+        _subscribers[name] = Subscriber(name, pattern, fn, wants)
         _subscribers_of.cache_clear()
         return fn
 
@@ -509,8 +517,15 @@ def _record(session: Session, parsed: list[Any], source: str, *, maybe_nul: bool
     result.event_ids = {index_of[key]: event_id for event_id, key in stored}
     if _subscribers:
         type_of = {row[2]: row[0] for row in rows}
+        wanted: dict[str, Collection[str]] = {}
         for event_id, key in stored:
             for name in _subscribers_of(type_of[key]):
+                subscriber = _subscribers.get(name)
+                if subscriber is not None and subscriber.wants is not None:
+                    if name not in wanted:
+                        wanted[name] = subscriber.wants(session)
+                    if type_of[key] not in wanted[name]:
+                        continue
                 payload = {"event_id": event_id, "subscriber": name}
                 jobs.enqueue(session, DISPATCH, f"{event_id}:{name}", payload, workspace_id=workspace_id)
     if _batch_listeners and stored:

@@ -35,8 +35,12 @@ from siyu.core.pagination import page
 from siyu.core.tenancy import get_scoped
 
 # Modules whose handlers every worker registers (each product module adds its `tasks` module here).
-# `siyu.contacts` installs the person resolver, so events a worker records find their contacts too.
-TASK_MODULES: tuple[str, ...] = ("siyu.core.events", "siyu.contacts", "siyu.contacts.segments")
+# `siyu.contacts` installs the person resolver, so events a worker records find their contacts too;
+# segments, tag rules and lifecycle register their subscribers and jobs.
+TASK_MODULES: tuple[str, ...] = (
+    "siyu.core.events", "siyu.contacts", "siyu.contacts.segments", "siyu.contacts.tag_rules",
+    "siyu.contacts.lifecycle",
+)
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 3600.0
