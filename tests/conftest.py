@@ -168,3 +168,14 @@ def make_key(db: Session) -> Callable[..., str]:
 def bearer(secret: str) -> dict[str, str]:
     """Authorization header for an API key."""
     return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def without_person_resolver() -> Iterator[None]:
+    """The kernel's events alone: no module's person resolver (the contacts module installs one on import)."""
+    from siyu.core import events
+
+    previous = events._resolver
+    events.register_person_resolver(None)
+    yield
+    events.register_person_resolver(previous)

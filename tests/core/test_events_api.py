@@ -11,6 +11,9 @@ from siyu.core.models import AuditEntry, Event
 from siyu.core.tenancy import bind_workspace
 from tests.conftest import bearer
 
+# The kernel's contract, without the contacts module's resolver (tests/contacts covers that one).
+pytestmark = pytest.mark.usefixtures("without_person_resolver")
+
 
 def paid(key: str, **overrides: object) -> dict[str, object]:
     """A valid order.paid event."""

@@ -19,6 +19,9 @@ from siyu.core.events import PersonError, PersonRef, record_event, record_events
 from siyu.core.models import Event, Job
 from siyu.core.tenancy import bind_workspace
 
+# The kernel's contract, without the contacts module's resolver (tests/contacts covers that one).
+pytestmark = pytest.mark.usefixtures("without_person_resolver")
+
 
 @pytest.fixture
 def ws(make_workspace, db):
@@ -44,9 +47,10 @@ def resolver() -> Iterator[None]:
                 answers.append(ref.contact_id)
         return answers
 
+    previous = events._resolver
     events.register_person_resolver(resolve)
     yield
-    events.register_person_resolver(None)
+    events.register_person_resolver(previous)
 
 
 def count(db, model=Event) -> int:
