@@ -61,6 +61,9 @@ _GENDERS = {
     "other": ("other", "其他", "otro", "otra"),
 }
 _GENDER_OF = {word: key for key, words in _GENDERS.items() for word in words}
+_IDENTITY_SPLIT = re.compile(r"[,，;；]")
+# The apostrophe an export puts before a cell a spreadsheet would run as a formula (see exports.guard).
+_GUARDED = ("'=", "'+", "'-", "'@", "'\t", "'\r")
 _DATE = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*(?:[ T].*)?$")
 
 
@@ -227,18 +230,24 @@ def read_row(
         raw = values[column].strip()
         if target == IGNORE or not raw:
             continue
+        if raw.startswith(_GUARDED):
+            raw = raw[1:]
         if "\x00" in raw:
             result.errors.append((column, "contains the NUL character"))
             continue
         if target in IDENTITY_FIELDS or target.startswith("identity:"):
             kind = target.removeprefix("identity:")
-            try:
-                pair = (kind, normalize_identity(kind, raw, region=region))
-            except Invalid as exc:
-                result.errors.append((column, exc.message))
-                continue
-            if pair not in result.pairs:
-                result.pairs.append(pair)
+            # A cell may hold several keys of one type ("openid1, openid2", as an export writes them).
+            for value in _IDENTITY_SPLIT.split(raw) if kind not in IDENTITY_FIELDS else [raw]:
+                if not value.strip():
+                    continue
+                try:
+                    pair = (kind, normalize_identity(kind, value, region=region))
+                except Invalid as exc:
+                    result.errors.append((column, exc.message))
+                    break
+                if pair not in result.pairs:
+                    result.pairs.append(pair)
         elif target.startswith("attribute:"):
             result.attributes[target[len("attribute:"):]] = raw
         elif target == TAGS or target.startswith("tags:"):

@@ -36,7 +36,7 @@ from siyu.core.tenancy import get_scoped
 
 # Modules whose handlers every worker registers (each product module adds its `tasks` module here).
 # `siyu.contacts` installs the person resolver, so events a worker records find their contacts too.
-TASK_MODULES: tuple[str, ...] = ("siyu.core.events", "siyu.contacts")
+TASK_MODULES: tuple[str, ...] = ("siyu.core.events", "siyu.contacts", "siyu.contacts.imports")
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 3600.0
