@@ -60,6 +60,7 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             "owners, lifecycle stages and segments."
         ),
         N_("Connect a channel or import a CSV file to bring in your first contacts."),
+        pages=(NavPage("/console/imports", N_("Import")),),
     ),
     ProductModule(
         "channels",

@@ -78,10 +78,12 @@ def open_upload(content: bytes, filename: str, *, encoding: str | None = None) -
 
 
 def _mapping_for(session: Session, table: Table, mapping: Mapping[str, str] | None) -> dict[str, str]:
+    """The suggested mapping with the given targets over it (a column not named keeps its suggestion)."""
     definitions = _definitions(session)
-    if mapping is None:
-        mapping = suggest_mapping(table.columns, {k: d.label for k, d in definitions.items()})
-    return check_mapping(mapping, table.columns, definitions)
+    suggested = suggest_mapping(table.columns, {k: d.label for k, d in definitions.items()})
+    if mapping is not None and not isinstance(mapping, Mapping):
+        raise Invalid("mapping is an object of column: target", field="mapping")
+    return check_mapping({**suggested, **(mapping or {})}, table.columns, definitions)
 
 
 def _rows(table: Table, mapping: Mapping[str, str], limit: int | None = None) -> Iterator[RowInput]:
@@ -134,7 +136,7 @@ def preview_import(
     preview = ImportPreview(format=table.format, encoding=table.encoding, delimiter=table.delimiter,
                             header_row=table.header_row, columns=table.columns, suggested=suggested, mapping=None)
     try:
-        checked = check_mapping(suggested if mapping is None else mapping, table.columns, definitions)
+        checked = check_mapping({**suggested, **(mapping or {})}, table.columns, definitions)
     except Invalid as exc:
         preview.mapping_error = exc.message
         preview.rows = [{"row": r.row, "values": r.values, "outcome": None, "errors": []}
@@ -221,7 +223,10 @@ def start_import(
     session: Session, *, content: bytes, filename: str, mapping: Mapping[str, str] | None, dry_run: bool,
     actor: Actor, overwrite: bool = False, encoding: str | None = None,
 ) -> ContactImport:
-    """Record an import of an uploaded file and queue it for the worker (mapping None: the suggestions)."""
+    """Record an import of an uploaded file and queue it for the worker.
+
+    `mapping` names the target of some columns; the others keep the target suggested by their header.
+    """
     _check_size(content)
     table = open_upload(content, filename, encoding=encoding)
     checked = _mapping_for(session, table, mapping)
