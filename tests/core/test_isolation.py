@@ -21,7 +21,7 @@ from tests.conftest import bearer
 
 # How to make, in workspace B, the thing each path parameter names. A route with a parameter not
 # listed here fails the test until someone says how to make one.
-PARAMS = ("user_id", "key_id", "event_id", "job_id")
+PARAMS = ("user_id", "key_id", "event_id", "job_id", "import_id")
 B_MARK = "bworkspace-secret-marker"
 
 
@@ -34,10 +34,14 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     event = Event(type="custom.thing", occurred_at=clock.now(), idempotency_key=f"evt-{B_MARK}",
                   properties={"note": B_MARK})
     job = Job(kind="test.noop", idempotency_key=f"job-{B_MARK}", payload={"note": B_MARK})
-    db.add_all([event, job])
+    from siyu.contacts.models import ContactImport
+
+    contact_import = ContactImport(filename=f"{B_MARK}.csv", created_by=B_MARK, status="done")
+    db.add_all([event, job, contact_import])
     db.commit()
     bind_workspace(db, None)
-    ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id}
+    ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
+           "import_id": contact_import.id}
     return b, ids, b_key_secret
 
 
