@@ -383,6 +383,7 @@ def contacts_import(
     import csv as csv_module
 
     from siyu.contacts import imports
+    from siyu.contacts.import_rows import ChunkResult
     from siyu.core import workspaces
     from siyu.core.db import session_scope
     from siyu.core.tenancy import bind_workspace
@@ -405,7 +406,7 @@ def contacts_import(
             def started(total: int) -> None:
                 progress.update(task, total=total)
 
-            def chunk_done(result: imports.ChunkResult, rows: int) -> None:
+            def chunk_done(result: ChunkResult, rows: int) -> None:
                 refused.extend(result.errors)
                 progress.advance(task, rows)
 

@@ -48,7 +48,9 @@ def test_multipart_upload_is_queued_then_followed_to_its_counts_and_errors(clien
 
     assert r.status_code == 202, r.text
     body = r.json()
-    assert body["status"] == "pending" and body["mapping"]["手机号"] == "phone" and body["mapping"]["标签"] == "ignore"
+    assert body["status"] == "pending"
+    assert body["mapping"]["手机号"] == "phone"
+    assert body["mapping"]["标签"] == "ignore"
     _drain(db, ws.id)
     done = client.get(f"/api/v1/contacts/imports/{body['id']}", headers=headers).json()
     assert (done["status"], done["created_count"], done["error_count"]) == ("done", 2, 1)
@@ -70,7 +72,8 @@ def test_raw_body_upload_needs_a_filename_and_a_usable_mapping(client, key):
     assert (nameless.status_code, nameless.json()["error"]["field"]) == (422, "filename")
     assert (no_identity.status_code, no_identity.json()["error"]["field"]) == (422, "mapping")
     assert bad_json.json()["error"]["field"] == "mapping"
-    assert dry.status_code == 202 and dry.json()["dry_run"] is True
+    assert dry.status_code == 202
+    assert dry.json()["dry_run"] is True
 
 
 def test_uploads_larger_than_the_default_body_limit_are_taken_up_to_the_import_limit(client, key, monkeypatch):
@@ -103,12 +106,15 @@ def test_export_csv_and_xlsx_of_everyone_and_of_a_segment(client, db, key):
     members = client.get(f"/api/v1/contacts/export?format=xlsx&segment_id={segment.id}", headers=headers)
     other = client.get("/api/v1/contacts/export?segment_id=999999", headers=headers)
 
-    assert everyone.status_code == 200 and everyone.content.startswith(b"\xef\xbb\xbf")
+    assert everyone.status_code == 200
+    assert everyone.content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(everyone.content.decode("utf-8-sig"))))
     assert [r["name"] for r in rows] == ["'=cmd|' /C calc'!A0", "Ben"]
     assert rows[0]["phone"] == "'+8613800138000"
     sheet = load_workbook(io.BytesIO(members.content)).active
     values = [[c.value for c in row] for row in sheet.iter_rows()]
-    assert len(values) == 2 and values[1][1] == "=cmd|' /C calc'!A0" and values[1][3] == "+8613800138000"
+    assert len(values) == 2
+    assert values[1][1] == "=cmd|' /C calc'!A0"
+    assert values[1][3] == "+8613800138000"
     assert all(c.data_type == "s" for row in sheet.iter_rows() for c in row if c.value)
     assert other.status_code == 404

@@ -12,13 +12,14 @@ from sqlalchemy import func, select
 from siyu.contacts import imports, service
 from siyu.contacts.import_files import detect_encoding, open_table
 from siyu.contacts.import_mapping import suggest_mapping
-from siyu.contacts.import_rows import ChunkContext, write_rows
 from siyu.contacts.models import Contact, ContactImport, ContactTag, Identity, Tag, TagGroup
 from siyu.core.errors import Invalid
 from siyu.core.models import AuditEntry, Event, Job
 from tests.contacts.conftest import ACTOR
 
-GOOD = "姓名,手机号,邮箱,城市,标签\n张三,13800138000,zhang@example.com,上海,VIP\n李四,139 0013 9000,,北京,\"VIP,新客\"\n"
+GOOD = ("姓名,手机号,邮箱,城市,标签\n"
+        "张三,13800138000,zhang@example.com,上海,VIP\n"
+        "李四,139 0013 9000,,北京,\"VIP,新客\"\n")
 
 
 def _count(db, model) -> int:
@@ -136,9 +137,11 @@ def test_import_writes_contacts_identities_and_tags_and_is_audited_once(db, ws):
     assert db.execute(select(TagGroup.name)).scalars().all() == ["import"]
     assert _count(db, ContactTag) == 3
     types = db.execute(select(Event.type)).scalars().all()
-    assert types.count("contact.created") == 2 and types.count("tag.added") == 3
+    assert types.count("contact.created") == 2
+    assert types.count("tag.added") == 3
     audits = db.execute(select(AuditEntry).where(AuditEntry.action == "contacts.import")).scalars().all()
-    assert len(audits) == 1 and audits[0].after["created"] == 2
+    assert len(audits) == 1
+    assert audits[0].after["created"] == 2
     assert imp.content is None
 
 
@@ -161,10 +164,12 @@ def test_one_bad_row_is_reported_with_its_column_and_the_rest_is_imported(db, ws
 
 
 def test_dry_run_reports_what_the_real_run_would_and_writes_nothing(db, ws):
-    content = ("phone,name\n13800138000,Ana\n12345,Bad\n13800138000,Ana again\n13900139000,Ben\n").encode()
+    content = (b"phone,name\n13800138000,Ana\n12345,Bad\n13800138000,Ana again\n13900139000,Ben\n")
 
     dry = _run(db, content, dry_run=True)
-    assert _count(db, Contact) == 0 and _count(db, Identity) == 0 and _count(db, Event) == 0
+    assert _count(db, Contact) == 0
+    assert _count(db, Identity) == 0
+    assert _count(db, Event) == 0
     real = _run(db, content)
 
     assert (dry.created_count, dry.updated_count, dry.error_count) == (2, 1, 1)
@@ -176,7 +181,7 @@ def test_dry_run_reports_what_the_real_run_would_and_writes_nothing(db, ws):
 
 def test_dry_run_across_chunks_counts_a_repeated_person_as_an_update(db, ws, monkeypatch):
     monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
-    content = "phone\n13800138000\n13900139000\n13700137000\n13800138000\n".encode()
+    content = b"phone\n13800138000\n13900139000\n13700137000\n13800138000\n"
 
     dry = _run(db, content, dry_run=True)
 
@@ -207,8 +212,8 @@ def test_an_import_fills_empty_fields_and_keeps_existing_ones_unless_overwrite(d
 
 
 def test_a_row_naming_two_existing_contacts_goes_through_identity_resolution(db, ws):
-    a, _ = service.upsert_contact(db, identities=[("phone", "13800138000")], actor=None)
-    b, _ = service.upsert_contact(db, identities=[("email", "b@example.com")], actor=None)
+    _a, _ = service.upsert_contact(db, identities=[("phone", "13800138000")], actor=None)
+    _b, _ = service.upsert_contact(db, identities=[("email", "b@example.com")], actor=None)
 
     imp = _run(db, b"phone,email\n13800138000,b@example.com\n")
 
@@ -224,7 +229,8 @@ def test_rows_without_identity_and_mappings_without_identity_are_refused(db, ws)
 
     imp = _run(db, b"name,phone\nAna,\nBen,13800138000\n")
     assert (imp.created_count, imp.error_count) == (1, 1)
-    assert imp.errors[0]["row"] == 2 and "identity" in imp.errors[0]["message"]
+    assert imp.errors[0]["row"] == 2
+    assert "identity" in imp.errors[0]["message"]
 
 
 def test_unknown_attribute_and_column_in_a_mapping_name_the_column(db, ws):
@@ -259,7 +265,7 @@ def test_xlsx_import_and_a_malformed_row(db, ws):
 
 def test_the_worker_resumes_a_crashed_chunk_without_duplicating(db, ws, monkeypatch):
     monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
-    content = "phone\n13800138000\n13900139000\n13700137000\n".encode()
+    content = b"phone\n13800138000\n13900139000\n13700137000\n"
     imp = imports.start_import(db, content=content, filename="p.csv", mapping=None, dry_run=False, actor=ACTOR)
     from siyu.core import jobs
 

@@ -176,7 +176,8 @@ def export_contacts(
     segment_id: int | None = None, tag_id: int | None = None,
 ) -> StreamingResponse:
     """The workspace's contacts (or a segment's members, or those with a tag) as a CSV or XLSX file."""
-    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)
+    # Not a `with`: the response streams the spool after this returns, and closes it when done.
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
     try:
         exports.write_export(session, spool, format, segment_id=segment_id, tag_id=tag_id)
     except BaseException:

@@ -20,7 +20,16 @@ from typing import IO, Any
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
-from siyu.contacts.models import AttributeDefinition, Contact, ContactTag, Identity, Segment, SegmentMember, Tag, TagGroup
+from siyu.contacts.models import (
+    AttributeDefinition,
+    Contact,
+    ContactTag,
+    Identity,
+    Segment,
+    SegmentMember,
+    Tag,
+    TagGroup,
+)
 from siyu.core.errors import Invalid
 from siyu.core.tenancy import get_scoped, parse_id
 

@@ -227,9 +227,9 @@ def _bulk(
                 _fill(fields, row.fields, overwrite=ctx.overwrite)
                 _fill(attributes, row.attributes, overwrite=ctx.overwrite)
             values.append({"workspace_id": workspace_id, **fields, "attributes": attributes})
-        ids = session.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), values)
+        inserted = session.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), values)
         identity_rows = []
-        for (group, _), contact_id in zip(new, ids.scalars().all(), strict=True):
+        for (group, _), contact_id in zip(new, inserted.scalars().all(), strict=True):
             pairs = list(dict.fromkeys(p for row in group for p in row.pairs))
             identity_rows += [(contact_id, kind, value) for kind, value in pairs]
             for i, row in enumerate(group):
