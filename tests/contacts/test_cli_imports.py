@@ -42,14 +42,17 @@ def test_import_prints_the_summary_and_the_refused_rows_and_writes_them_to_a_fil
 
     assert result.exit_code == 0, result.output
     assert "3 rows; 2 contacts were created, 0 were updated, 1 rows refused" in result.output
-    assert "手机" in result.output and "12345" in result.output
+    assert "手机" in result.output
+    assert "12345" in result.output
     rows = list(csv.reader(errors.open(encoding="utf-8-sig")))
-    assert rows[0][:3] == ["row", "column", "problem"] and rows[1][:2] == ["3", "手机"]
+    assert rows[0][:3] == ["row", "column", "problem"]
+    assert rows[1][:2] == ["3", "手机"]
     assert _count(url, Contact) == 2
     engine = create_engine(url)
     with Session(engine) as session:
         audit = session.execute(select(AuditEntry).where(AuditEntry.action == "contacts.import")).scalar_one()
-        assert audit.actor_type == "cli" and audit.after["created"] == 2
+        assert audit.actor_type == "cli"
+        assert audit.after["created"] == 2
     engine.dispose()
 
 
@@ -74,7 +77,8 @@ def test_bad_mapping_and_unknown_workspace_exit_2_with_the_field(workspace, tmp_
     unknown_target = siyu("contacts", "import", str(file), "--workspace", ws, "--map", "phone=telephone")
     unknown_workspace = siyu("contacts", "import", str(file), "--workspace", "999")
 
-    assert unknown_target.exit_code == 2 and "mapping.phone" in unknown_target.output
+    assert unknown_target.exit_code == 2
+    assert "mapping.phone" in unknown_target.output
     assert unknown_workspace.exit_code == 2
 
 
@@ -95,7 +99,8 @@ def test_export_then_import_the_file_again_changes_no_one(workspace, tmp_path, f
     assert "2 contacts written" in result.output
     assert again.exit_code == 0, again.output
     assert "0 contacts were created, 2 were updated, 0 rows refused" in again.output
-    assert _count(url, Contact) == 2 and _count(url, Identity) == 4
+    assert _count(url, Contact) == 2
+    assert _count(url, Identity) == 4
     engine = create_engine(url)
     with Session(engine) as session:
         assert session.execute(select(Contact.name).order_by(Contact.id)).scalars().all() == ["=Ana", "Ben"]
@@ -107,4 +112,5 @@ def test_export_refuses_an_unknown_format(workspace, tmp_path):
 
     result = siyu("contacts", "export", "--workspace", ws, "--format", "pdf", "-o", str(tmp_path / "x.pdf"))
 
-    assert result.exit_code == 2 and "format" in result.output
+    assert result.exit_code == 2
+    assert "format" in result.output

@@ -34,6 +34,7 @@ class Server:
     base_url: str
     email: str
     password: str
+    database_url: str = ""  # for a test that runs a worker next to the server
 
 
 def _seed(url: str) -> None:
@@ -106,7 +107,7 @@ def server() -> Iterator[Server]:
             # http://localhost is a secure origin to Chromium, so the Secure cookies work without TLS.
             base = f"http://localhost:{port}"
             _wait_until_up(f"http://127.0.0.1:{port}/healthz", proc)
-            yield Server(base_url=base, email=EMAIL, password=PASSWORD)
+            yield Server(base_url=base, email=EMAIL, password=PASSWORD, database_url=url)
         finally:
             proc.terminate()
             proc.wait(timeout=20)
