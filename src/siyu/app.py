@@ -26,15 +26,22 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.api_segments", "router"),
     ("siyu.contacts.api_tags", "router"),
     ("siyu.contacts.api_staff", "router"),
+    ("siyu.contacts.api_imports", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.console.views", "router"),
-    # Before contacts.views: its POST /console/contacts/{contact_id} would take /console/contacts/bulk-tag.
-    ("siyu.contacts.views_tags", "router"),
     ("siyu.contacts.views", "router"),
     ("siyu.contacts.views_segments", "router"),
+    ("siyu.contacts.views_tags", "router"),
     ("siyu.contacts.views_staff", "router"),
+    ("siyu.contacts.views_imports", "router"),
+)
+# Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
+# max_body_bytes).
+LARGE_BODIES: tuple[tuple[str, str, str], ...] = (
+    ("POST", "/api/v1/contacts/imports", "import_max_bytes"),
+    ("POST", "/console/imports", "import_max_bytes"),
 )
 
 
@@ -48,19 +55,31 @@ def _field_of(loc: Any) -> str | None:
 
 
 class BodyLimit:
-    """Refuses bodies over the configured size before a handler reads them, declared length or not."""
+    """Refuses bodies over the configured size before a handler reads them, declared length or not.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `larger` lifts the limit for some routes: (method, path prefix, their own limit).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: tuple[tuple[str, str, int], ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger
+
+    def _limit(self, scope: Scope) -> int:
+        path, method = scope.get("path", ""), scope.get("method", "")
+        for route_method, prefix, limit in self.larger:
+            if method == route_method and (path == prefix or path.startswith(prefix + "/")):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._refuse(scope, receive, send, max_bytes)
             return
         seen = 0
         exceeded = False
@@ -70,7 +89,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     exceeded = True
                     # Whatever the framework makes of a cut-off body, the answer below replaces it.
                     return {"type": "http.disconnect"}
@@ -83,7 +102,7 @@ class BodyLimit:
             if exceeded:
                 if not replaced:
                     replaced = True
-                    await self._refuse(scope, receive, send)
+                    await self._refuse(scope, receive, send, max_bytes)
                 return
             await send(message)
 
@@ -93,10 +112,10 @@ class BodyLimit:
             if not exceeded:
                 raise
         if exceeded and not replaced:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, max_bytes)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = _error(413, "too_large", f"request body is larger than {self.max_bytes} bytes", "body")
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+        response = _error(413, "too_large", f"request body is larger than {max_bytes} bytes", "body")
         await response(scope, receive, send)
 
 
@@ -149,7 +168,8 @@ def create_app(*, start_worker: bool = False) -> FastAPI:
 
         attach_in_process_worker(app)
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    larger = tuple((method, prefix, int(getattr(settings, name))) for method, prefix, name in LARGE_BODIES)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=larger)
     if settings.gc_freeze:
         # Everything imported and built so far lives as long as the process: a 1,000-event batch
         # allocates enough containers to trigger full collections, which would otherwise walk it all.

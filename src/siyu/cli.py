@@ -1,4 +1,4 @@
-"""The `siyu` command: serve, worker, migrate, demo, users and workspaces.
+"""The `siyu` command: serve, worker, migrate, demo, users, workspaces, contact imports and exports.
 
 Each command that writes does it in one `session_scope()`: it commits when the command succeeds and
 writes nothing when it fails. Writes are audited as the OS user at the command line.
@@ -38,6 +38,8 @@ user_app = typer.Typer(help="Console users.", no_args_is_help=True)
 workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(workspace_app, name="workspace")
+contacts_app = typer.Typer(help="Contacts: import and export files.", no_args_is_help=True)
+app.add_typer(contacts_app, name="contacts")
 
 
 
@@ -343,3 +345,119 @@ def workspace_list() -> None:
             table.add_row(str(ws.id), ws.name, ws.timezone, ws.currency, ws.locale, str(counts.get(ws.id, 0)),
                           ws.created_at.strftime("%Y-%m-%d %H:%M UTC"))
     out().print(table)
+
+
+# --- contacts -----------------------------------------------------------------------------------------
+
+def _rows_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+        TimeElapsedColumn(), console=err(), transient=False,
+    )
+
+
+def _map_options(pairs: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        column, sep, target = pair.rpartition("=")
+        if not sep or not column:
+            raise Invalid(f"--map takes column=target, not {pair!r}", field="map")
+        mapping[column] = target
+    return mapping
+
+
+@contacts_app.command("import")
+def contacts_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .csv or .xlsx file.")],
+    workspace: Annotated[int, typer.Option(help="Workspace id to import into.")],
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="column=target, e.g. 手机=phone, VIP=attribute:vip, 兴趣=tags:interest, Notes=ignore; "
+                      "columns not named keep the suggested target.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row and write nothing.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="File values replace existing ones.")] = False,
+    encoding: Annotated[str | None, typer.Option(help="The CSV's encoding, if detection gets it wrong.")] = None,
+    errors_csv: Annotated[Path | None, typer.Option("--errors-csv", help="Write every refused row here.")] = None,
+    show_errors: Annotated[int, typer.Option(min=0, help="Refused rows to print.")] = 20,
+) -> None:
+    """Import contacts from a CSV or XLSX file, deduplicated by phone, email and other identities."""
+    import csv as csv_module
+
+    from siyu.contacts import imports
+    from siyu.contacts.import_rows import ChunkResult
+    from siyu.core import workspaces
+    from siyu.core.db import session_scope
+    from siyu.core.tenancy import bind_workspace
+
+    refused: list[dict[str, object]] = []
+    with reported_errors():
+        content = file.read_bytes()
+        with session_scope(write=False) as session:
+            workspaces.get_workspace(session, workspace)
+            bind_workspace(session, workspace)
+            preview = imports.preview_import(session, content, file.name, None, limit=0, encoding=encoding)
+        mapping = {**preview.suggested, **_map_options(map_ or [])}
+        table = Table("column", "becomes")
+        for column, target in mapping.items():
+            table.add_row(escape(column), target)
+        out().print(table)
+        with _rows_progress() as progress:
+            task = progress.add_task("checking" if dry_run else "importing", total=None)
+
+            def started(total: int) -> None:
+                progress.update(task, total=total)
+
+            def chunk_done(result: ChunkResult, rows: int) -> None:
+                refused.extend(result.errors)
+                progress.advance(task, rows)
+
+            imp = imports.import_file(
+                workspace_id=workspace, content=content, filename=file.name, mapping=mapping, dry_run=dry_run,
+                overwrite=overwrite, encoding=encoding, actor=cli_actor(), on_start=started, on_chunk=chunk_done,
+            )
+    verb = "would be" if dry_run else "were"
+    out().print(f"import #{imp.id} {file.name}: {imp.processed_rows} rows; {imp.created_count} contacts {verb} "
+                f"created, {imp.updated_count} {verb} updated, {imp.error_count} rows refused")
+    if refused and show_errors:
+        table = Table("row", "column", "problem")
+        for error in refused[:show_errors]:
+            table.add_row(str(error["row"]), escape(str(error["column"] or "—")), escape(str(error["message"])))
+        out().print(table)
+        if len(refused) > show_errors:
+            out().print(f"… and {len(refused) - show_errors} more" + ("" if errors_csv else " (see --errors-csv)"))
+    if errors_csv is not None:
+        columns = list(mapping)
+        with errors_csv.open("w", encoding="utf-8-sig", newline="") as fh:
+            writer = csv_module.writer(fh)
+            writer.writerow(["row", "column", "problem", *columns])
+            for error in refused:
+                values = error.get("values") or {}
+                assert isinstance(values, dict)
+                writer.writerow([error["row"], error["column"] or "", error["message"],
+                                 *(values.get(c, "") for c in columns)])
+        out().print(f"{len(refused)} refused rows written to {errors_csv}")
+
+
+@contacts_app.command("export")
+def contacts_export(
+    workspace: Annotated[int, typer.Option(help="Workspace id to export from.")],
+    output: Annotated[Path, typer.Option("-o", "--output", dir_okay=False, help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or xlsx.")] = "csv",
+    segment: Annotated[int | None, typer.Option(help="Only this segment's members.")] = None,
+    tag: Annotated[int | None, typer.Option(help="Only contacts with this tag id.")] = None,
+) -> None:
+    """Export contacts (all, a segment's members or those with a tag) to a CSV or XLSX file."""
+    from siyu.contacts import exports
+    from siyu.core import workspaces
+    from siyu.core.db import session_scope
+    from siyu.core.tenancy import bind_workspace
+
+    with reported_errors(), session_scope(write=False) as session:
+        exports.check_format(fmt)
+        workspaces.get_workspace(session, workspace)
+        bind_workspace(session, workspace)
+        total = exports.count_contacts(session, segment_id=segment, tag_id=tag)
+        with _rows_progress() as progress, output.open("wb") as fh:
+            task = progress.add_task("exporting", total=total)
+            written = exports.write_export(session, fh, fmt, segment_id=segment, tag_id=tag,
+                                           on_rows=lambda n: progress.advance(task, n))
+    out().print(f"{written} contacts written to {output}")

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_minutes: int = 15
     max_body_bytes: int = 2 * 1024 * 1024
+    # Contact imports upload whole files: their routes alone take bodies up to this size.
+    import_max_bytes: int = 50 * 1024 * 1024
+    import_max_rows: int = 1_000_000
     # Move the built app's objects out of the cyclic GC's reach (gc.freeze), so collections during a
     # request walk only that request's objects, not the whole heap.
     gc_freeze: bool = True

@@ -86,13 +86,13 @@ def upsert_contact(body: ContactUpsert, auth: Write, session: SessionDep, respon
     return UpsertOut(contact=_detail(session, contact), created=created)
 
 
-@router.get("/contacts/{contact_id}")
+@router.get("/contacts/{contact_id:int}")
 def read_contact(contact_id: int, auth: Read, session: SessionDep) -> ContactDetail:
     """One contact with its identities."""
     return _detail(session, service.get_contact(session, contact_id, viewer=auth))
 
 
-@router.patch("/contacts/{contact_id}")
+@router.patch("/contacts/{contact_id:int}")
 def update_contact(contact_id: int, body: ContactUpdate, auth: Write, session: SessionDep) -> ContactDetail:
     """Change fields, attributes (null clears one) or the do-not-contact flag."""
     contact = service.get_contact(session, contact_id, viewer=auth)
@@ -105,13 +105,13 @@ def update_contact(contact_id: int, body: ContactUpdate, auth: Write, session: S
     return _detail(session, contact)
 
 
-@router.delete("/contacts/{contact_id}", status_code=204)
+@router.delete("/contacts/{contact_id:int}", status_code=204)
 def delete_contact(contact_id: int, auth: Write, session: SessionDep) -> None:
     """Delete a contact with its identities, tags, consent and notes (its events stay)."""
     service.delete_contact(session, service.get_contact(session, contact_id, viewer=auth), actor=auth.actor)
 
 
-@router.post("/contacts/{contact_id}/identities", status_code=201)
+@router.post("/contacts/{contact_id:int}/identities", status_code=201)
 def add_identity(contact_id: int, body: IdentityIn, auth: Write, session: SessionDep) -> IdentityOut:
     """Give the contact another identity; 409 if another contact holds it (merge them instead)."""
     contact = service.get_contact(session, contact_id, viewer=auth)
@@ -120,14 +120,14 @@ def add_identity(contact_id: int, body: IdentityIn, auth: Write, session: Sessio
     )
 
 
-@router.delete("/contacts/{contact_id}/identities/{identity_id}", status_code=204)
+@router.delete("/contacts/{contact_id:int}/identities/{identity_id}", status_code=204)
 def remove_identity(contact_id: int, identity_id: int, auth: Write, session: SessionDep) -> None:
     """Take an identity off the contact."""
     contact = service.get_contact(session, contact_id, viewer=auth)
     service.remove_identity(session, contact, identity_id, actor=auth.actor)
 
 
-@router.get("/contacts/{contact_id}/notes")
+@router.get("/contacts/{contact_id:int}/notes")
 def list_notes(contact_id: int, auth: Read, session: SessionDep, cursor: str | None = None,
                limit: Limit = 50) -> Page[NoteOut]:
     """The contact's notes, newest first."""
@@ -136,28 +136,28 @@ def list_notes(contact_id: int, auth: Read, session: SessionDep, cursor: str | N
     return Page[NoteOut](items=[NoteOut.model_validate(n) for n in rows], next_cursor=nxt)
 
 
-@router.post("/contacts/{contact_id}/notes", status_code=201)
+@router.post("/contacts/{contact_id:int}/notes", status_code=201)
 def add_note(contact_id: int, body: NoteIn, auth: Write, session: SessionDep) -> NoteOut:
     """Add a note to the contact."""
     contact = service.get_contact(session, contact_id, viewer=auth)
     return NoteOut.model_validate(service.add_note(session, contact, body=body.body, actor=auth.actor))
 
 
-@router.delete("/contacts/{contact_id}/notes/{note_id}", status_code=204)
+@router.delete("/contacts/{contact_id:int}/notes/{note_id}", status_code=204)
 def delete_note(contact_id: int, note_id: int, auth: Write, session: SessionDep) -> None:
     """Delete one of the contact's notes."""
     contact = service.get_contact(session, contact_id, viewer=auth)
     service.delete_note(session, service.get_note(session, contact, note_id), actor=auth.actor)
 
 
-@router.get("/contacts/{contact_id}/consent")
+@router.get("/contacts/{contact_id:int}/consent")
 def list_consent(contact_id: int, auth: Read, session: SessionDep) -> list[ConsentOut]:
     """The contact's consent per channel (channels never asked are absent)."""
     contact = service.get_contact(session, contact_id, viewer=auth)
     return [ConsentOut.model_validate(c) for c in service.list_consents(session, contact)]
 
 
-@router.post("/contacts/{contact_id}/consent")
+@router.post("/contacts/{contact_id:int}/consent")
 def set_consent(contact_id: int, body: ConsentIn, auth: Write, session: SessionDep) -> ConsentOut:
     """Record a grant or a withdrawal on one channel, with its source and proof."""
     contact = service.get_contact(session, contact_id, viewer=auth)
@@ -167,7 +167,7 @@ def set_consent(contact_id: int, body: ConsentIn, auth: Write, session: SessionD
     ))
 
 
-@router.get("/contacts/{contact_id}/permission")
+@router.get("/contacts/{contact_id:int}/permission")
 def contact_permission(
     contact_id: int, auth: Read, session: SessionDep,
     channel: Literal["wechat_oa", "wecom", "sms", "email"] = "sms",
@@ -179,7 +179,7 @@ def contact_permission(
     return PermissionOut(allowed=answer.allowed, reason=answer.reason)
 
 
-@router.get("/contacts/{contact_id}/timeline")
+@router.get("/contacts/{contact_id:int}/timeline")
 def timeline(contact_id: int, auth: Read, session: SessionDep, cursor: str | None = None,
              limit: Limit = 50) -> Page[EventOut]:
     """Every event of the contact, newest first."""
@@ -188,7 +188,7 @@ def timeline(contact_id: int, auth: Read, session: SessionDep, cursor: str | Non
     return Page[EventOut](items=[EventOut.of(e) for e in rows], next_cursor=nxt)
 
 
-@router.post("/contacts/{contact_id}/merge")
+@router.post("/contacts/{contact_id:int}/merge")
 def merge_contact(contact_id: int, body: MergeIn, auth: Write, session: SessionDep) -> MergeRecordOut:
     """Merge another contact with this one: the older of the two is kept, the other folded into it."""
     one = service.get_contact(session, contact_id, viewer=auth)

@@ -192,14 +192,14 @@ def _values(contact: Contact) -> dict[str, Any]:
     return values
 
 
-@router.get("/console/contacts/{contact_id}")
+@router.get("/console/contacts/{contact_id:int}")
 def profile(contact_id: int, console: ConsoleDep) -> Response:
     """A contact's profile: fields, identities, tags, owner, consent, notes, timeline, merge proposals."""
     console.auth.require("contacts", "read")
     return _profile(console, service.get_contact(console.db, contact_id, viewer=console.auth))
 
 
-@router.get("/console/contacts/{contact_id}/timeline")
+@router.get("/console/contacts/{contact_id:int}/timeline")
 def timeline(contact_id: int, console: ConsoleDep, cursor: str | None = None) -> Response:
     """One more page of the contact's timeline (an htmx fragment, or the profile without htmx)."""
     console.auth.require("contacts", "read")
@@ -210,7 +210,7 @@ def timeline(contact_id: int, console: ConsoleDep, cursor: str | None = None) ->
     return console.page("contacts/_timeline.html", contact=contact, events=events, next_cursor=next_cursor)
 
 
-@router.post("/console/contacts/{contact_id}")
+@router.post("/console/contacts/{contact_id:int}")
 def save_profile(contact_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Save the profile form; errors come back next to their field."""
     console.auth.require("contacts", "write")
@@ -239,7 +239,7 @@ def save_profile(contact_id: int, console: ConsoleDep, form: FormDep) -> Respons
     return redirect(f"/console/contacts/{contact.id}", flash="contact_saved")
 
 
-@router.post("/console/contacts/{contact_id}/consent")
+@router.post("/console/contacts/{contact_id:int}/consent")
 def save_consent(contact_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Grant or withdraw one channel, saying where the consent came from."""
     console.auth.require("contacts", "write")
@@ -250,7 +250,7 @@ def save_consent(contact_id: int, console: ConsoleDep, form: FormDep) -> Respons
     return redirect(f"/console/contacts/{contact.id}#consent", flash="contact_saved")
 
 
-@router.post("/console/contacts/{contact_id}/do-not-contact")
+@router.post("/console/contacts/{contact_id:int}/do-not-contact")
 def save_do_not_contact(contact_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Set or clear the contact's do-not-contact flag."""
     console.auth.require("contacts", "write")
@@ -259,7 +259,7 @@ def save_do_not_contact(contact_id: int, console: ConsoleDep, form: FormDep) -> 
     return redirect(f"/console/contacts/{contact.id}#consent", flash="contact_saved")
 
 
-@router.post("/console/contacts/{contact_id}/notes")
+@router.post("/console/contacts/{contact_id:int}/notes")
 def add_note(contact_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Add a note."""
     console.auth.require("contacts", "write")
@@ -268,7 +268,7 @@ def add_note(contact_id: int, console: ConsoleDep, form: FormDep) -> Response:
     return redirect(f"/console/contacts/{contact.id}#notes")
 
 
-@router.post("/console/contacts/{contact_id}/notes/{note_id}/delete")
+@router.post("/console/contacts/{contact_id:int}/notes/{note_id}/delete")
 def delete_note(contact_id: int, note_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Delete a note."""
     console.auth.require("contacts", "write")
@@ -277,7 +277,7 @@ def delete_note(contact_id: int, note_id: int, console: ConsoleDep, form: FormDe
     return redirect(f"/console/contacts/{contact.id}#notes")
 
 
-@router.post("/console/contacts/{contact_id}/delete")
+@router.post("/console/contacts/{contact_id:int}/delete")
 def delete_contact(contact_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Delete the contact."""
     console.auth.require("contacts", "write")
@@ -286,7 +286,7 @@ def delete_contact(contact_id: int, console: ConsoleDep, form: FormDep) -> Respo
     return redirect("/console/contacts", flash="contacts_deleted")
 
 
-@router.post("/console/contacts/{contact_id}/proposals/{proposal_id}/{decision}")
+@router.post("/console/contacts/{contact_id:int}/proposals/{proposal_id}/{decision}")
 def decide_proposal(contact_id: int, proposal_id: int, decision: str, console: ConsoleDep, form: FormDep) -> Response:
     """Accept (merge) or reject a merge proposal naming this contact."""
     console.auth.require("contacts", "write")

@@ -36,10 +36,10 @@ from siyu.core.tenancy import get_scoped
 
 # Modules whose handlers every worker registers (each product module adds its `tasks` module here).
 # `siyu.contacts` installs the person resolver, so events a worker records find their contacts too;
-# segments, tag rules and lifecycle register their subscribers and jobs.
+# segments, tag rules, lifecycle and imports register their subscribers and jobs.
 TASK_MODULES: tuple[str, ...] = (
     "siyu.core.events", "siyu.contacts", "siyu.contacts.segments", "siyu.contacts.tag_rules",
-    "siyu.contacts.lifecycle",
+    "siyu.contacts.lifecycle", "siyu.contacts.imports",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
 BACKOFF_BASE_SECONDS = 5.0
