@@ -104,7 +104,7 @@ async def ingest_events(
     reported by index."""
     # The raw body goes to the service, which parses and checks it in one pass (see events.py).
     body = await request.body()
-    result = await run_in_threadpool(events.record_events_json, session, body, source="api")
+    result = await run_in_threadpool(events.record_events_json, session, body, source="api", with_ids=False)
     return BatchOut(
         accepted=result.accepted,
         duplicates=result.duplicates,
