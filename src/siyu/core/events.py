@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from functools import lru_cache
+from itertools import repeat
 from typing import Any, cast
 from uuid import uuid4
 
@@ -254,26 +255,25 @@ _PG_INSERT = _PG_INSERT_COUNT + _RETURNING
 _SQLITE_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)" + _CONFLICT
 
 
-# type, occurred_at, idempotency key, contact id, identity type, identity value, properties (JSON text)
-Row = tuple[str, datetime, str, int | None, str | None, str | None, str]
-
-
 def _insert(
     session: Session,
     workspace_id: int,
     received_at: datetime,
     source: str,
-    rows: Iterable[Row],
+    checked: Checked,
+    occurred: list[datetime],
     *,
     with_ids: bool,
 ) -> list[tuple[int, str]] | int:
-    """Insert rows skipping known keys: the (id, key) of each stored row in insertion order, or their count."""
+    """Insert the items (each with a key) skipping known keys: the (id, key) of each stored row in
+    insertion order, or only their count."""
     conn = session.connection()
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     if is_postgres(session):
         return _insert_postgres(
-            cast("psycopg.Connection[tuple[Any, ...]]", dbapi), workspace_id, received_at, source, rows, with_ids
+            cast("psycopg.Connection[tuple[Any, ...]]", dbapi), workspace_id, received_at, source, checked, occurred,
+            with_ids,
         )
     # SQLite: executemany of a one-row INSERT (no RETURNING, which makes SQLite buffer every row it
     # returns) and the new rows read back by id. A transaction that writes holds SQLite's only write
@@ -282,10 +282,23 @@ def _insert(
     cursor = cast("sqlite3.Connection", dbapi).cursor()
     try:
         before = (cursor.execute("SELECT max(id) FROM events").fetchone()[0] or 0) if with_ids else 0
-        received = _sqlite_time(received_at)
+        # _sqlite_time's text, written out: a function call per row shows at 1,000 rows a batch.
+        times = [o.astimezone(UTC).isoformat(" ", "microseconds")[:26] for o in occurred]
         cursor.executemany(
             _SQLITE_INSERT,
-            ((workspace_id, t, _sqlite_time(o), received, k, c, it, iv, source, p) for t, o, k, c, it, iv, p in rows),
+            # The rows are made one at a time in C as the driver takes them.
+            zip(
+                repeat(workspace_id),
+                checked.type,
+                times,
+                repeat(_sqlite_time(received_at)),
+                checked.key,
+                checked.contact_id,
+                checked.identity_type,
+                checked.identity_value,
+                repeat(source),
+                checked.properties,
+            ),
         )
         # The rows inserted, skipped keys not counted.
         count = int(cursor.rowcount)
@@ -307,14 +320,24 @@ def _insert_postgres(
     workspace_id: int,
     received_at: datetime,
     source: str,
-    rows: Iterable[Row],
+    checked: Checked,
+    occurred: list[datetime],
     with_ids: bool,
 ) -> list[tuple[int, str]] | int:
     with conn.cursor() as cursor:
         cursor.execute(_PG_STAGE)
         with cursor.copy(_PG_COPY_STAGE) as copy:
             write_row = copy.write_row
-            for row in rows:
+            for row in zip(
+                checked.type,
+                occurred,
+                checked.key,
+                checked.contact_id,
+                checked.identity_type,
+                checked.identity_value,
+                checked.properties,
+                strict=True,
+            ):
                 write_row(row)
         if not with_ids:
             cursor.execute(_PG_INSERT_COUNT, (workspace_id, received_at, source))
@@ -469,17 +492,7 @@ def _store(
     occurred = [now if o is None else o for o in checked.occurred_at]
     # Ids are read back only for a caller that asks for them, or to queue jobs for subscribers.
     wanted = with_ids or any(_subscribers_of(t) for t in set(checked.type))
-    rows = zip(
-        checked.type,
-        occurred,
-        cast("list[str]", checked.key),  # every item has a key by now
-        checked.contact_id,
-        checked.identity_type,
-        checked.identity_value,
-        checked.properties,
-        strict=True,
-    )
-    stored = _insert(session, workspace_id, now, source, rows, with_ids=wanted) if checked.index else []
+    stored = _insert(session, workspace_id, now, source, checked, occurred, with_ids=wanted) if checked.index else []
     accepted = stored if isinstance(stored, int) else len(stored)
     result = BatchResult(
         accepted=accepted,
