@@ -2,13 +2,13 @@
 
 The pydantic shapes (`EventItem`, `EventBatch`) are the contract: they make the OpenAPI schema and every
 error a caller reads. `decode_batch` is the JSON fast path for the common case, a batch with no bad
-item: msgspec decodes the body and checks every item in one pass into plain tuples, the properties of
-free-form types stay the JSON text they came as, and known types go through their schema's msgspec
-twin (`siyu.core.event_schemas`). It accepts only what the pydantic shapes accept, with the same
-values; at the first thing it would refuse or is not sure of it answers None, and the caller takes the
-pydantic path, which reports each bad item by index. The checks msgspec has no equal for (the event
-type's pattern, the identity type, pydantic's datetime parsing) call the very pydantic validators
-the shapes use, cached per value where values repeat.
+item: msgspec decodes the body and checks every item in one pass into columns (`Checked`), the
+properties of free-form types stay the JSON text they came as, and known types go through their
+schema's msgspec twin (`siyu.core.event_schemas`). It accepts only what the pydantic shapes accept,
+with the same values; at the first thing it would refuse or is not sure of it answers None, and the
+caller takes the pydantic path, which reports each bad item by index. The checks msgspec has no equal
+for (the event type's pattern, the identity type) call the very pydantic validators the shapes use,
+once per distinct value.
 """
 
 from __future__ import annotations

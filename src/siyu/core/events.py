@@ -7,9 +7,10 @@ whose idempotency key the workspace has already seen, and enqueue one `event.dis
 (event, matching subscriber) in the caller's transaction. Ingestion is not audited: events are the
 facts themselves, not changes made by a person.
 
-A batch is validated in one pass of pydantic's Rust core and inserted straight through the driver
-(PostgreSQL: COPY; SQLite: one executemany): this path is measured against a raw insert in
-bench/bench_events.py.
+A JSON batch with no bad item is decoded and checked in one msgspec pass (`siyu.core.event_input`);
+any other batch, and every batch given as Python objects, is checked by pydantic item by item. Either
+way the items reach the insert as columns, straight through the driver (PostgreSQL: COPY; SQLite: one
+executemany): this path is measured against a raw insert in bench/bench_events.py.
 """
 
 from __future__ import annotations
