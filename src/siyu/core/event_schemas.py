@@ -209,7 +209,7 @@ def _arguments(fn: Any) -> int | None:
 
 
 def _type_of(annotation: Any) -> Any:
-    """The msgspec type of a field's annotation, constraints inside it included."""
+    """The msgspec type of a field's annotation (whose own constraints pydantic moved to the field)."""
     if annotation in (str, int, bool):
         return annotation
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -220,8 +220,7 @@ def _type_of(annotation: Any) -> Any:
     if origin in (Union, types.UnionType) and len(args) == 2 and type(None) in args:
         inner = args[0] if args[1] is type(None) else args[1]
         return _type_of(inner) | None
-    if origin is Annotated:
-        raise _NoTwin  # constraints inside a list or an optional: not translated
+    # Anything else, constraints inside a list or an optional included, is not translated.
     raise _NoTwin
 
 
