@@ -31,7 +31,8 @@ from siyu.contacts import tags
 from siyu.contacts.models import Contact, Segment, Tag, TagRule
 from siyu.core.audit import Actor, record, snapshot
 from siyu.core.errors import Invalid, NotFound, TenancyViolation
-from siyu.core.events import TYPE_PATTERN, on_event
+from siyu.core.event_input import TYPE_PATTERN
+from siyu.core.events import on_event
 from siyu.core.models import Event
 from siyu.core.tenancy import MAX_ID, bound_workspace, get_scoped
 

@@ -7,50 +7,59 @@ whose idempotency key the workspace has already seen, and enqueue one `event.dis
 (event, matching subscriber) in the caller's transaction. Ingestion is not audited: events are the
 facts themselves, not changes made by a person.
 
-A batch is validated in one pass of pydantic's Rust core and inserted straight through the driver
-(PostgreSQL: COPY; SQLite: one executemany): this path is measured against a raw insert in
-bench/bench_events.py.
+A JSON batch with no bad item is decoded and checked in one msgspec pass (`siyu.core.event_input`);
+any other batch, and every batch given as Python objects, is checked by pydantic item by item. Either
+way the items reach the insert as columns, straight through the driver (PostgreSQL: COPY; SQLite: one
+executemany): this path is measured against a raw insert in bench/bench_events.py.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from typing import Annotated, Any, Required, cast
+from itertools import repeat
+from typing import Any, cast
 from uuid import uuid4
 
 import psycopg
 import pydantic_core
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    with_config,
-)
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from typing_extensions import TypedDict
 
 from siyu.core import clock, jobs
 from siyu.core.db import is_postgres
 from siyu.core.errors import Invalid, SiyuError, TenancyViolation
+from siyu.core.event_input import (
+    BATCH,
+    BATCH_SHAPE,
+    EARLIEST,
+    FUTURE_TOLERANCE,
+    IDENTITY_TYPES,
+    ITEM,
+    ITEMS,
+    MAX_BATCH,
+    Checked,
+    EventBatch,
+    EventItem,
+    decode_batch,
+)
 from siyu.core.event_schemas import register_event_schema, schema_for
 from siyu.core.models import Event
 from siyu.core.pagination import page
-from siyu.core.tenancy import MAX_ID, bind_workspace, bound_workspace, get_scoped
+from siyu.core.tenancy import bind_workspace, bound_workspace, get_scoped
 
 __all__ = [
     "IDENTITY_TYPES",
     "MAX_BATCH",
     "BatchResult",
+    "EventBatch",
+    "EventItem",
     "ItemError",
     "PersonError",
     "PersonRef",
@@ -65,63 +74,7 @@ __all__ = [
     "register_person_resolver",
 ]
 
-MAX_BATCH = 1000
-# A sender's clock may run a little ahead; anything later than this is a mistake, not a fact.
-FUTURE_TOLERANCE = timedelta(hours=1)
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
-IDENTITY_TYPES = frozenset(
-    {"phone", "email", "wechat_openid", "wechat_unionid", "wecom_external_userid", "shop_customer_id"}
-)
-_CUSTOM_IDENTITY = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 DISPATCH = "event.dispatch"
-
-
-def _identity_type(value: str) -> str:
-    if value not in IDENTITY_TYPES and not _CUSTOM_IDENTITY.match(value):
-        raise ValueError(
-            f"{value!r} is not an identity type (one of {', '.join(sorted(IDENTITY_TYPES))}, "
-            "or a custom key of lowercase letters, digits and _)"
-        )
-    return value
-
-
-@with_config(ConfigDict(extra="forbid"))
-class IdentityIn(TypedDict):
-    """One key of a person: `{"type": "phone", "value": "+8613800000000"}`."""
-
-    type: Annotated[str, Field(strict=True), AfterValidator(_identity_type)]
-    value: Annotated[str, Field(strict=True, min_length=1, max_length=200)]
-
-
-@with_config(ConfigDict(extra="forbid"))
-class EventItem(TypedDict, total=False):
-    """One event of a batch, as the API takes it."""
-
-    type: Required[Annotated[str, Field(strict=True, max_length=80, pattern=TYPE_PATTERN)]]
-    idempotency_key: Annotated[str, Field(strict=True, min_length=1, max_length=200)] | None
-    occurred_at: AwareDatetime | None
-    contact_id: Annotated[int, Field(strict=True, ge=1, le=MAX_ID)] | None
-    identity: IdentityIn | None
-    properties: dict[str, Any]
-
-
-@with_config(ConfigDict(extra="forbid"))
-class EventBatch(TypedDict):
-    """The body of POST /events."""
-
-    events: Annotated[list[EventItem], Field(min_length=1, max_length=MAX_BATCH)]
-
-
-@with_config(ConfigDict(extra="forbid"))
-class _BatchShape(TypedDict):
-    events: Annotated[list[Any], Field(min_length=1, max_length=MAX_BATCH)]
-
-
-_ITEM: TypeAdapter[EventItem] = TypeAdapter(EventItem)
-_ITEMS: TypeAdapter[list[EventItem]] = TypeAdapter(list[EventItem])
-_BATCH: TypeAdapter[EventBatch] = TypeAdapter(EventBatch)
-_BATCH_SHAPE: TypeAdapter[_BatchShape] = TypeAdapter(_BatchShape)
 
 
 @dataclass(frozen=True)
@@ -314,7 +267,8 @@ _COLUMNS = (
     "workspace_id, type, occurred_at, received_at, idempotency_key, contact_id, identity_type, "
     "identity_value, source, properties"
 )
-_CONFLICT = " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING id, idempotency_key"
+_CONFLICT = " ON CONFLICT (workspace_id, idempotency_key) DO NOTHING"
+_RETURNING = " RETURNING id, idempotency_key"
 # PostgreSQL: COPY the batch into a session temp table (created on first use, emptied at every
 # commit: no index, no constraint, no WAL), then move it into events with one INSERT ... SELECT ...
 # ON CONFLICT DO NOTHING. Its DELETE empties the staging table at once, so a second batch in the same
@@ -325,50 +279,64 @@ _PG_STAGE = (
     "(t text, o timestamptz, k text, c bigint, it text, iv text, p jsonb) ON COMMIT DELETE ROWS"
 )
 _PG_COPY_STAGE = "COPY siyu_events_in (t, o, k, c, it, iv, p) FROM STDIN"
-_PG_INSERT = (
+_PG_INSERT_COUNT = (
     f"WITH r AS (DELETE FROM siyu_events_in RETURNING *) INSERT INTO events ({_COLUMNS}) "
     "SELECT %s, r.t, r.o, %s, r.k, r.c, r.it, r.iv, %s, r.p FROM r" + _CONFLICT
 )
-_SQLITE_INSERT = (
-    f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
-    "ON CONFLICT (workspace_id, idempotency_key) DO NOTHING"
-)
-
-
-# type, occurred_at, idempotency key, contact id, identity type, identity value, properties
-Row = tuple[str, datetime, str, int | None, str | None, str | None, Any]
+_PG_INSERT = _PG_INSERT_COUNT + _RETURNING
+_SQLITE_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)" + _CONFLICT
 
 
 def _insert(
-    session: Session, workspace_id: int, received_at: datetime, source: str, rows: list[Row]
-) -> list[tuple[int, str]]:
-    """Insert rows skipping known keys; the (id, key) of each stored row, in insertion order."""
-    if not rows:
-        return []
+    session: Session,
+    workspace_id: int,
+    received_at: datetime,
+    source: str,
+    checked: Checked,
+    occurred: list[datetime],
+    *,
+    with_ids: bool,
+) -> list[tuple[int, str]] | int:
+    """Insert the items (each with a key) skipping known keys: the (id, key) of each stored row in
+    insertion order, or only their count."""
     conn = session.connection()
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
-    to_json = pydantic_core.to_json
     if is_postgres(session):
         return _insert_postgres(
-            cast("psycopg.Connection[tuple[Any, ...]]", dbapi), workspace_id, received_at, source, rows
+            cast("psycopg.Connection[tuple[Any, ...]]", dbapi), workspace_id, received_at, source, checked, occurred,
+            with_ids,
         )
     # SQLite: executemany of a one-row INSERT (no RETURNING, which makes SQLite buffer every row it
     # returns) and the new rows read back by id. A transaction that writes holds SQLite's only write
     # lock, and a rowid primary key takes max(id) + 1, so the rows above the max seen before the
     # insert are exactly the ones this statement stored.
-    cursor = dbapi.cursor()
+    cursor = cast("sqlite3.Connection", dbapi).cursor()
     try:
-        before = cursor.execute("SELECT max(id) FROM events").fetchone()[0] or 0
-        received = _sqlite_time(received_at)
+        before = (cursor.execute("SELECT max(id) FROM events").fetchone()[0] or 0) if with_ids else 0
+        # _sqlite_time's text, written out: a function call per row shows at 1,000 rows a batch.
+        times = [o.astimezone(UTC).isoformat(" ", "microseconds")[:26] for o in occurred]
         cursor.executemany(
             _SQLITE_INSERT,
-            [
-                (workspace_id, t, _sqlite_time(o), received, k, c, it, iv, source, to_json(p).decode())
-                for t, o, k, c, it, iv, p in rows
-            ],
+            # The rows are made one at a time in C as the driver takes them.
+            zip(
+                repeat(workspace_id),
+                checked.type,
+                times,
+                repeat(_sqlite_time(received_at)),
+                checked.key,
+                checked.contact_id,
+                checked.identity_type,
+                checked.identity_value,
+                repeat(source),
+                checked.properties,
+            ),
         )
-        if cursor.rowcount == 0:
+        # The rows inserted, skipped keys not counted.
+        count = int(cursor.rowcount)
+        if not with_ids:
+            return count
+        if count == 0:
             return []
         cursor.execute(
             "SELECT id, idempotency_key FROM events WHERE id > ? AND workspace_id = ? ORDER BY id",
@@ -380,30 +348,61 @@ def _insert(
 
 
 def _insert_postgres(
-    conn: psycopg.Connection[tuple[Any, ...]], workspace_id: int, received_at: datetime, source: str, rows: list[Row]
-) -> list[tuple[int, str]]:
-    to_json = pydantic_core.to_json
+    conn: psycopg.Connection[tuple[Any, ...]],
+    workspace_id: int,
+    received_at: datetime,
+    source: str,
+    checked: Checked,
+    occurred: list[datetime],
+    with_ids: bool,
+) -> list[tuple[int, str]] | int:
     with conn.cursor() as cursor:
         cursor.execute(_PG_STAGE)
         with cursor.copy(_PG_COPY_STAGE) as copy:
-            for t, o, k, c, it, iv, p in rows:
-                copy.write_row((t, o, k, c, it, iv, to_json(p).decode()))
+            write_row = copy.write_row
+            for row in zip(
+                checked.type,
+                occurred,
+                checked.key,
+                checked.contact_id,
+                checked.identity_type,
+                checked.identity_value,
+                checked.properties,
+                strict=True,
+            ):
+                write_row(row)
+        if not with_ids:
+            cursor.execute(_PG_INSERT_COUNT, (workspace_id, received_at, source))
+            return int(cursor.rowcount)
         cursor.execute(_PG_INSERT, (workspace_id, received_at, source))
         return cast("list[tuple[int, str]]", cursor.fetchall())
 
 
 def record_events(session: Session, items: Sequence[Any], *, source: str = "module") -> BatchResult:
     """Store a batch: good items inserted (known keys skipped), bad ones reported by index, none raised."""
-    return _record(session, _validate_all(_ITEM, _ITEMS, list(items)), source, maybe_nul=True)
+    return _record(session, _validate_all(ITEM, ITEMS, list(items)), source, maybe_nul=True)
 
 
-def record_events_json(session: Session, body: bytes, *, source: str = "api") -> BatchResult:
-    """Store a batch sent as JSON `{"events": [...]}` (the REST API); a malformed body raises, items don't."""
+def record_events_json(
+    session: Session, body: bytes, *, source: str = "api", with_ids: bool = True
+) -> BatchResult:
+    """Store a batch sent as JSON `{"events": [...]}` (the REST API); a malformed body raises, items don't.
+
+    `with_ids=False` leaves `event_ids` empty for a caller that only reports the counts (the REST API),
+    which spares reading 1,000 ids back.
+    """
+    workspace_id = _workspace_of(session)
+    _check_source(source)
+    now = clock.now()
+    # The common case, a batch with no bad item, is decoded and checked in one pass of msgspec; any
+    # other body takes pydantic's path below, which tells each bad item's index and reason.
+    checked = decode_batch(body, now + FUTURE_TOLERANCE)
+    if checked is not None:
+        return _store(session, workspace_id, source, now, checked, [], with_ids=with_ids)
     try:
-        # The common case, a batch with no bad item, is parsed and checked in one pass of pydantic's core.
         # JSON can only carry a NUL character as the escape \u0000, so most bodies skip that search.
-        events = _BATCH.validate_json(body)["events"]
-        return _record(session, events, source, maybe_nul=b"\\u0000" in body)
+        events = BATCH.validate_json(body)["events"]
+        return _record(session, events, source, maybe_nul=b"\\u0000" in body, with_ids=with_ids)
     except ValidationError:
         pass
     try:
@@ -411,13 +410,18 @@ def record_events_json(session: Session, body: bytes, *, source: str = "api") ->
     except ValueError:
         raise SiyuError("the body is not valid JSON", field="body", code="malformed_json") from None
     try:
-        batch = _BATCH_SHAPE.validate_python(raw)
+        batch = BATCH_SHAPE.validate_python(raw)
     except ValidationError as exc:
         error = _error_of(0, exc)
         if error.field is None:
             raise Invalid('the body is a JSON object {"events": [...]}', field="body") from None
         raise Invalid(error.message, field=error.field, code=error.code) from None
-    return record_events(session, batch["events"], source=source)
+    return _record(session, _validate_all(ITEM, ITEMS, batch["events"]), source, maybe_nul=True, with_ids=with_ids)
+
+
+def _check_source(source: str) -> None:
+    if not source or len(source) > 40:
+        raise Invalid("source is 1 to 40 characters", field="source")
 
 
 def _has_nul(value: Any) -> bool:
@@ -430,14 +434,14 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _record(session: Session, parsed: list[Any], source: str, *, maybe_nul: bool) -> BatchResult:
+def _record(
+    session: Session, parsed: list[Any], source: str, *, maybe_nul: bool, with_ids: bool = True
+) -> BatchResult:
     """Store items already checked against the envelope (ValidationErrors in place of bad ones)."""
     workspace_id = _workspace_of(session)
-    if not source or len(source) > 40:
-        raise Invalid("source is 1 to 40 characters", field="source")
+    _check_source(source)
     now = clock.now()
     latest = now + FUTURE_TOLERANCE
-    result = BatchResult()
     errors: list[ItemError] = []
     good: list[tuple[int, EventItem]] = []
     by_type: dict[str, list[int]] = {}
@@ -481,90 +485,116 @@ def _record(session: Session, parsed: list[Any], source: str, *, maybe_nul: bool
                 errors.append(_error_of(good[p][0], model, "properties"))
                 refused.add(p)
             else:
-                # The model itself goes to the insert: pydantic_core.to_json serialises it as the model
-                # dumps itself, so no intermediate dict is built.
                 good[p][1]["properties"] = model
-    if refused:
-        good = [g for p, g in enumerate(good) if p not in refused]
 
-    if _resolver is not None:
-        _resolve_people(session, good, errors)
-
-    rows: list[Row] = []
-    index_of: dict[str, int] = {}
-    for index, value in good:
-        key = value.get("idempotency_key") or uuid4().hex
-        if key in index_of:
-            continue  # a repeat inside the batch: the first one wins, this one counts as a duplicate
-        index_of[key] = index
+    to_json = pydantic_core.to_json
+    checked = Checked()
+    for p, (index, value) in enumerate(good):
+        if p in refused:
+            continue
         identity = value.get("identity")
-        rows.append(
-            (
-                value["type"],
-                value.get("occurred_at") or now,
-                key,
-                value.get("contact_id"),
-                identity["type"] if identity else None,
-                identity["value"] if identity else None,
-                value.get("properties", {}),
-            )
-        )
-    stored = _insert(session, workspace_id, now, source, rows)
+        checked.index.append(index)
+        checked.type.append(value["type"])
+        checked.occurred_at.append(value.get("occurred_at"))
+        checked.key.append(value.get("idempotency_key"))
+        checked.contact_id.append(value.get("contact_id"))
+        checked.identity_type.append(identity["type"] if identity else None)
+        checked.identity_value.append(identity["value"] if identity else None)
+        # A known type's model serialises as it dumps itself, with no intermediate dict.
+        checked.properties.append(to_json(value.get("properties", {})).decode())
+    return _store(session, workspace_id, source, now, checked, errors, with_ids=with_ids)
 
-    result.accepted = len(stored)
-    result.duplicates = len(good) - len(stored)
-    result.errors = sorted(errors, key=lambda e: e.index)
+
+def _store(
+    session: Session,
+    workspace_id: int,
+    source: str,
+    now: datetime,
+    checked: Checked,
+    errors: list[ItemError],
+    *,
+    with_ids: bool = True,
+) -> BatchResult:
+    """Insert checked items and account for the batch; `errors` are the items refused so far."""
+    if _resolver is not None:
+        _resolve_people(session, checked, errors)
+    keys = checked.key
+    if None in keys or len(set(keys)) < len(keys):
+        _settle_keys(checked)
+    occurred = [now if o is None else o for o in checked.occurred_at]
+    # Ids are read back only for a caller that asks for them, to queue jobs for subscribers, or to tell
+    # batch listeners what was stored.
+    wanted = with_ids or bool(_batch_listeners) or any(_subscribers_of(t) for t in set(checked.type))
+    stored = _insert(session, workspace_id, now, source, checked, occurred, with_ids=wanted) if checked.index else []
+    accepted = stored if isinstance(stored, int) else len(stored)
+    result = BatchResult(
+        accepted=accepted,
+        duplicates=len(checked.index) + checked.repeats - accepted,
+        errors=sorted(errors, key=lambda e: e.index),
+    )
+    if isinstance(stored, int):
+        return result
+    index_of = dict(zip(checked.key, checked.index, strict=True))
     result.event_ids = {index_of[key]: event_id for event_id, key in stored}
+    type_of = dict(zip(checked.key, checked.type, strict=True))
     if _subscribers:
-        type_of = {row[2]: row[0] for row in rows}
-        wanted: dict[str, Collection[str]] = {}
+        interest: dict[str, Collection[str]] = {}
         for event_id, key in stored:
             for name in _subscribers_of(type_of[key]):
                 subscriber = _subscribers.get(name)
                 if subscriber is not None and subscriber.wants is not None:
-                    if name not in wanted:
-                        wanted[name] = subscriber.wants(session)
-                    if type_of[key] not in wanted[name]:
+                    if name not in interest:
+                        interest[name] = subscriber.wants(session)
+                    if type_of[key] not in interest[name]:
                         continue
                 payload = {"event_id": event_id, "subscriber": name}
                 jobs.enqueue(session, DISPATCH, f"{event_id}:{name}", payload, workspace_id=workspace_id)
     if _batch_listeners and stored:
         counts: dict[str, int] = {}
-        type_by_key = {row[2]: row[0] for row in rows}
         for _, key in stored:
-            counts[type_by_key[key]] = counts.get(type_by_key[key], 0) + 1
+            counts[type_of[key]] = counts.get(type_of[key], 0) + 1
         for listener in list(_batch_listeners.values()):
             listener(session, workspace_id, counts)
     return result
 
 
-def _resolve_people(session: Session, good: list[tuple[int, EventItem]], errors: list[ItemError]) -> None:
+def _settle_keys(checked: Checked) -> None:
+    """Give keyless items a fresh key; drop repeats of a key inside the batch (the first one wins)."""
+    seen: set[str] = set()
+    repeats: set[int] = set()
+    for p, key in enumerate(checked.key):
+        if key is None:
+            checked.key[p] = uuid4().hex
+        elif key in seen:
+            repeats.add(p)
+        else:
+            seen.add(key)
+    if repeats:
+        checked.drop(repeats)
+        # Counted as duplicates in the result.
+        checked.repeats += len(repeats)
+
+
+def _resolve_people(session: Session, checked: Checked, errors: list[ItemError]) -> None:
+    """Let the resolver map each named person to a contact id, or refuse the item."""
     assert _resolver is not None
-    named = [(p, v) for p, (_, v) in enumerate(good) if v.get("contact_id") is not None or v.get("identity")]
+    contacts, identity_types = checked.contact_id, checked.identity_type
+    named = [p for p in range(len(checked)) if contacts[p] is not None or identity_types[p] is not None]
     if not named:
         return
-    refs = []
-    for _, v in named:
-        identity = v.get("identity")
-        refs.append(
-            PersonRef(
-                v.get("contact_id"),
-                identity["type"] if identity else None,
-                identity["value"] if identity else None,
-            )
-        )
+    refs = [PersonRef(contacts[p], identity_types[p], checked.identity_value[p]) for p in named]
     answers = _resolver(session, refs)
     if len(answers) != len(refs):
         raise RuntimeError("the person resolver must answer once per ref")
     refused: set[int] = set()
-    for (p, value), answer in zip(named, answers, strict=True):
+    for p, answer in zip(named, answers, strict=True):
         if isinstance(answer, PersonError):
-            errors.append(ItemError(good[p][0], answer.code, answer.message, answer.field))
+            errors.append(ItemError(checked.index[p], answer.code, answer.message, answer.field))
             refused.add(p)
         else:
-            value["contact_id"] = answer
+            contacts[p] = answer
     if refused:
-        good[:] = [g for p, g in enumerate(good) if p not in refused]
+        checked.drop(refused)
 
 
 def record_event(

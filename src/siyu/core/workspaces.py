@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from babel.numbers import list_currencies
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from siyu.core import audit, clock, security
@@ -322,6 +322,10 @@ def revoke_api_key(session: Session, actor: Actor, key: ApiKey) -> ApiKey:
     return key
 
 
+# Built once: every API request runs it, and building the statement costs more than running it.
+_KEY_BY_PREFIX = select(ApiKey).where(ApiKey.prefix == bindparam("prefix"))
+
+
 def authenticate_api_key(session: Session, secret: str) -> ApiKey | None:
     """The live key matching a presented secret, or None. Binds nothing: the caller scopes the session."""
     prefix, dot, _ = secret.partition(".")
@@ -330,7 +334,7 @@ def authenticate_api_key(session: Session, secret: str) -> ApiKey | None:
     unbound = bound_workspace(session)
     bind_workspace(session, None)
     try:
-        key = session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
+        key = session.execute(_KEY_BY_PREFIX, {"prefix": prefix}).scalar_one_or_none()
     finally:
         bind_workspace(session, unbound)
     if key is None or key.revoked_at is not None or not security.same(key.secret_hash, security.sha256(secret)):
