@@ -43,6 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCALE = os.environ.get("SCALE", "small")
 BATCHES = {"small": 20, "full": 500}[SCALE]
 BATCH = 1000
+# The shop's customers the events name: known contacts, as in a workspace past its first day (the
+# person resolver finds each by phone or id with one query per batch; new people would add contacts).
+PEOPLE = 10_000
 PG_ADMIN = os.environ.get("SIYU_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 COLUMNS = (
     "workspace_id",
@@ -58,7 +61,7 @@ COLUMNS = (
 )
 
 
-def make_batch(n: int) -> list[dict[str, Any]]:
+def make_batch(n: int, contact_ids: list[int]) -> list[dict[str, Any]]:
     """Half order.paid (schema-checked), half a custom type; half named by phone, half by contact id."""
     start = datetime(2026, 3, 1, tzinfo=UTC)
     events: list[dict[str, Any]] = []
@@ -71,7 +74,7 @@ def make_batch(n: int) -> list[dict[str, Any]]:
                     "type": "order.paid",
                     "idempotency_key": f"order-{seq}",
                     "occurred_at": at,
-                    "identity": {"type": "phone", "value": f"+86138{seq:08d}"},
+                    "identity": {"type": "phone", "value": f"+86138{seq % PEOPLE:08d}"},
                     "properties": {
                         "order_id": f"SO{seq}",
                         "amount": 12900 + i,
@@ -89,7 +92,7 @@ def make_batch(n: int) -> list[dict[str, Any]]:
                     "type": "page.viewed",
                     "idempotency_key": f"view-{seq}",
                     "occurred_at": at,
-                    "contact_id": seq + 1,
+                    "contact_id": contact_ids[seq % PEOPLE],
                     "properties": {"path": f"/products/{i % 50}", "referrer": "wechat", "ms": 1200 + i},
                 }
             )
@@ -130,8 +133,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def prepare(url: str) -> tuple[str, int]:
-    """Migrate, then make the benchmark workspace with its API key and a second workspace for raw rows."""
+def prepare(url: str) -> tuple[str, int, list[int]]:
+    """Migrate, then make the benchmark workspace with its API key, its customers, and a second workspace
+    for raw rows."""
+    from sqlalchemy import insert, select
+
+    from siyu.contacts.models import Contact, Identity
     from siyu.core import workspaces
 
     upgrade(url)
@@ -148,8 +155,17 @@ def prepare(url: str) -> tuple[str, int]:
         secret = workspaces.create_api_key(session, actor, name="bench", scopes=["events:write"]).secret
         session.flush()
         raw_id = raw.id
+        phones = [f"+86138{i:08d}" for i in range(PEOPLE)]
+        conn.execute(insert(Contact), [{"workspace_id": ws.id, "phone": p, "attributes": {}} for p in phones])
+        contact_ids = list(conn.execute(
+            select(Contact.id).where(Contact.workspace_id == ws.id).order_by(Contact.id)
+        ).scalars())
+        conn.execute(insert(Identity), [
+            {"workspace_id": ws.id, "contact_id": c, "type": "phone", "value": p}
+            for c, p in zip(contact_ids, phones, strict=True)
+        ])
     engine.dispose()
-    return secret, raw_id
+    return secret, raw_id, contact_ids
 
 
 @dataclass
@@ -169,9 +185,9 @@ class Result:
 
 
 def run(engine_name: str, url: str, raw_insert: Any) -> Result:
-    secret, raw_ws = prepare(url)
+    secret, raw_ws, contact_ids = prepare(url)
     # Built before the server starts: the keep-alive connection would idle past its timeout meanwhile.
-    batches = [make_batch(n) for n in range(BATCHES + 1)]
+    batches = [make_batch(n, contact_ids) for n in range(BATCHES + 1)]
     bodies = [json.dumps({"events": b}).encode() for b in batches]
     port = free_port()
     env = {

@@ -41,7 +41,7 @@ def test_batch_listeners_hear_what_the_api_stored_counted_by_type(client, make_w
     ws = make_workspace("Shop")
     secret = make_key(ws, scopes=["events:write"])
     heard: list[tuple[int, dict[str, int]]] = []
-    events.on_batch("test.listener")(lambda _s, workspace_id, counts: heard.append((workspace_id, counts)))
+    events.on_batch("test.listener")(lambda _s, workspace_id, batch: heard.append((workspace_id, batch.counts)))
     try:
         body = [{"type": "page.viewed", "idempotency_key": "a"}, {"type": "page.viewed", "idempotency_key": "b"},
                 {"type": "coupon.redeemed", "idempotency_key": "c"}, {"type": "Bad Type"}]

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -54,7 +55,7 @@ from siyu.core import clock, jobs
 from siyu.core.audit import Actor, record
 from siyu.core.db import UTCDateTime
 from siyu.core.errors import Invalid, TenancyViolation
-from siyu.core.events import on_event, record_events
+from siyu.core.events import StoredBatch, on_batch, record_events
 from siyu.core.models import Event, Workspace
 from siyu.core.tenancy import bound_workspace
 
@@ -421,23 +422,26 @@ def request_refresh(session: Session) -> bool:
 
 @jobs.handler(REFRESH)
 def _refresh_job(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
-    """Refresh every contact of the job's workspace; the daily run queues tomorrow's."""
+    """Refresh the job's contacts, or every contact of its workspace; the daily run queues tomorrow's."""
     if ctx.workspace_id is None:
         return {"skipped": "no workspace"}
     from siyu.core.tenancy import bind_workspace
 
     bind_workspace(session, ctx.workspace_id)
-    done = refresh_lifecycle(session, None)
+    done = refresh_lifecycle(session, ctx.payload.get("contact_ids"))
     if ctx.payload.get("daily"):
         ensure_daily_refresh(session)
     return {"contacts": done.contacts, "updated": done.updated, "stage_changes": done.stage_changes}
 
 
-@on_event("order.*", "contacts.lifecycle", wants=lambda _session: ORDER_TYPES)
-def _on_order(session: Session, event: Event) -> None:
+@on_batch("contacts.lifecycle")
+def _on_orders(session: Session, workspace_id: int, batch: StoredBatch) -> None:
+    """Orders arrived: one job refreshes the batch's buyers (not one job per order event)."""
+    buyers = batch.contacts_of(ORDER_TYPES)
+    if not buyers:
+        return
     ensure_daily_refresh(session)
-    if event.contact_id is not None:
-        refresh_lifecycle(session, [event.contact_id])
+    jobs.enqueue(session, REFRESH, f"{workspace_id}:orders:{uuid4().hex}", {"contact_ids": sorted(buyers)})
 
 
 def stage_counts(session: Session) -> dict[str, int]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -529,9 +529,9 @@ def tick_job(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
 
 
 @events.on_batch("segments.watch")
-def _on_events(session: Session, workspace_id: int, counts: Mapping[str, int]) -> None:
+def _on_events(session: Session, workspace_id: int, batch: events.StoredBatch) -> None:
     """Events arrived: schedule a refresh of each dynamic segment whose rule watches one of their types."""
-    types = set(counts)
+    types = set(batch.counts)
     activity = any(not is_bookkeeping(t) for t in types)
     for segment_id, rule in _dynamic(session):
         watched = watched_event_types(rule)

@@ -63,6 +63,7 @@ __all__ = [
     "ItemError",
     "PersonError",
     "PersonRef",
+    "StoredBatch",
     "get_event",
     "list_events",
     "on_batch",
@@ -194,15 +195,28 @@ def dispatch_event(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
     return {"subscriber": name, "event_id": event.id}
 
 
-# A batch listener sees each stored batch once, as {type: how many stored}, in the recording
-# transaction: for reactions that depend on which kinds of thing happened, not on each event (the
-# contacts module schedules one refresh per affected segment instead of one job per event).
-BatchListener = Callable[[Session, int, Mapping[str, int]], None]
+@dataclass(frozen=True)
+class StoredBatch:
+    """What one batch stored: how many events of each type, and the contacts they name per type."""
+
+    counts: Mapping[str, int]
+    contact_ids: Mapping[str, frozenset[int]]
+
+    def contacts_of(self, types: Collection[str]) -> set[int]:
+        """The contacts named by this batch's events of any of `types`."""
+        return {cid for t in types for cid in self.contact_ids.get(t, ())}
+
+
+# A batch listener sees each stored batch once, in the recording transaction: for reactions that
+# depend on which kinds of thing happened and to whom, not on each event (the contacts module
+# schedules one refresh per affected segment, and one lifecycle refresh per batch of orders, instead
+# of one job per event).
+BatchListener = Callable[[Session, int, StoredBatch], None]
 _batch_listeners: dict[str, BatchListener] = {}
 
 
 def on_batch(name: str) -> Callable[[BatchListener], BatchListener]:
-    """Register `fn(session, workspace_id, counts_by_type)`, called after each batch that stored events."""
+    """Register `fn(session, workspace_id, batch: StoredBatch)`, called after each batch that stored events."""
 
     def register(fn: BatchListener) -> BatchListener:
         _batch_listeners[name] = fn
@@ -550,11 +564,17 @@ def _store(
                 payload = {"event_id": event_id, "subscriber": name}
                 jobs.enqueue(session, DISPATCH, f"{event_id}:{name}", payload, workspace_id=workspace_id)
     if _batch_listeners and stored:
+        contact_of = dict(zip(checked.key, checked.contact_id, strict=True))
         counts: dict[str, int] = {}
+        named: dict[str, set[int]] = {}
         for _, key in stored:
-            counts[type_of[key]] = counts.get(type_of[key], 0) + 1
+            kind = type_of[key]
+            counts[kind] = counts.get(kind, 0) + 1
+            if (cid := contact_of[key]) is not None:
+                named.setdefault(kind, set()).add(cid)
+        batch = StoredBatch(counts, {kind: frozenset(ids) for kind, ids in named.items()})
         for listener in list(_batch_listeners.values()):
-            listener(session, workspace_id, counts)
+            listener(session, workspace_id, batch)
     return result
 
 
