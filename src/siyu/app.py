@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import importlib
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -119,6 +120,23 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class RefuseNulQuery:
+    """Refuses a query string carrying a NUL character (`%00`): no database text column can hold one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("query_string", b"") if scope["type"] == "http" else b""
+        if b"%00" in raw:
+            for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+                if "\x00" in key or "\x00" in value:
+                    response = _error(422, "invalid", "text may not contain NUL characters", key.strip("\x00") or None)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def create_app(*, start_worker: bool = False) -> FastAPI:
     """Build the application; `start_worker` runs one in-process worker next to the server."""
     settings = get_settings()
@@ -170,6 +188,7 @@ def create_app(*, start_worker: bool = False) -> FastAPI:
 
     larger = tuple((method, prefix, int(getattr(settings, name))) for method, prefix, name in LARGE_BODIES)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=larger)
+    app.add_middleware(RefuseNulQuery)
     if settings.gc_freeze:
         # Everything imported and built so far lives as long as the process: a 1,000-event batch
         # allocates enough containers to trigger full collections, which would otherwise walk it all.

@@ -5,15 +5,43 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from siyu.core.errors import Invalid
 
 T = TypeVar("T")
 
 
+def nul_path(value: Any, path: str = "") -> str | None:
+    """Where a NUL character hides in a decoded JSON value (PostgreSQL text can't hold one), or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            if (found := nul_path(item, where)) is not None:
+                return found
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            if (found := nul_path(item, f"{path}.{n}" if path else str(n))) is not None:
+                return found
+    return None
+
+
 class Strict(BaseModel):
-    """Input models refuse fields they don't know."""
+    """Input models refuse fields they don't know, and text with NUL characters anywhere inside."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        where = nul_path(data)
+        if where is not None:
+            raise Invalid("text may not contain NUL characters", field=where or None)
+        return data
 
 
 class Page(BaseModel, Generic[T]):
