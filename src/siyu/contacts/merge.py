@@ -77,12 +77,9 @@ def _merge_fields(keeper: Contact, merged: Contact) -> None:
     if keeper.owner_id is None:
         keeper.owner_id = merged.owner_id
     keeper.do_not_contact = keeper.do_not_contact or merged.do_not_contact
-    # Order figures add up (the lifecycle job recomputes them from the moved events anyway).
-    keeper.order_count += merged.order_count
-    keeper.revenue += merged.revenue
-    for key, pick in (("first_order_at", min), ("last_order_at", max), ("last_active_at", max)):
-        values = [v for v in (getattr(keeper, key), getattr(merged, key)) if v is not None]
-        setattr(keeper, key, pick(values) if values else None)
+    # Orders, revenue, stage and RFM are not added up: an order paid under one contact and refunded
+    # under the other is one order, not two. The lifecycle subscriber of `contact.merged` recomputes
+    # them from the events the keeper now holds.
 
 
 def _merge_consents(session: Session, keeper: Contact, merged: Contact) -> None:
