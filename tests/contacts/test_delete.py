@@ -71,7 +71,8 @@ def test_deleting_a_contact_removes_its_rows_and_anonymises_its_events(db, ws):
     (deleted,) = db.execute(select(Event).where(Event.type == "contact.deleted")).scalars().all()
     assert (deleted.contact_id, deleted.properties) == (None, {"contact_id": pid})
     entry = db.execute(select(AuditEntry).where(AuditEntry.action == "contact.delete")).scalar_one()
-    assert "Lin Mei" not in str(entry.before) and "lin@example.com" not in str(entry.before)
+    assert "Lin Mei" not in str(entry.before)
+    assert "lin@example.com" not in str(entry.before)
     assert entry.before["id"] == pid
 
 
