@@ -5,15 +5,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 T = TypeVar("T")
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, BaseModel):
+        return any(_has_nul(getattr(value, name)) for name in type(value).model_fields)
+    return False
+
+
 class Strict(BaseModel):
-    """Input models refuse fields they don't know."""
+    """Input models refuse fields they don't know, and text with the NUL character in any field."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL stores no NUL in text or jsonb: refused here, on every engine, so both behave alike
+        # and no such value reaches a query (names, descriptions, rules, configs...).
+        if _has_nul(value):
+            raise ValueError("text may not contain the NUL character (\\u0000)")
+        return value
 
 
 class Page(BaseModel, Generic[T]):
