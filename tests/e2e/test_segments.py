@@ -28,6 +28,7 @@ def test_building_a_segment_updates_the_live_count_and_saves_it(page, server):
         expect(page.locator("h1")).to_have_text("Acme Tea")
 
     page.locator(".sidebar").get_by_role("link", name="Contacts").click()
+    page.locator(".sidebar").get_by_role("link", name="Segments").click()
     expect(page.locator("h1")).to_have_text("Segments")
     page.get_by_role("link", name="New segment").click()
 
