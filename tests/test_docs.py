@@ -104,3 +104,23 @@ def test_readme_lists_every_module_of_the_console_nav():
 
     missing = [m.key for m in PRODUCT_MODULES if f"| `{m.key}` | {m.title} |" not in table]
     assert not missing, f"README's module table lacks {missing}"
+
+
+def test_the_contacts_guide_follows_the_code():
+    from siyu.contacts.consent import CHANNELS
+    from siyu.contacts.identities import IDENTITY_TYPES
+    from siyu.contacts.lifecycle import DEFAULT_RULES, STAGES
+    from siyu.contacts.service import DEFAULT_ONE_PERSON_KEYS
+
+    text = (ROOT / "docs" / "contacts.md").read_text(encoding="utf-8")
+    stages = text.split("## Lifecycle", 1)[1].split("\n## ", 1)[0]
+
+    assert [s for s in STAGES if f"| {s} |" not in stages] == []
+    assert f"at least {DEFAULT_RULES['customer_orders']} paid order" in stages
+    assert f"at least {DEFAULT_RULES['repeat_orders']} paid orders" in stages
+    assert f"nothing done for {DEFAULT_RULES['dormant_days']} days" in stages
+    assert f"nothing done for {DEFAULT_RULES['churned_days']} days" in stages
+    assert [t for t in (*IDENTITY_TYPES, *DEFAULT_ONE_PERSON_KEYS, *CHANNELS) if f"`{t}`" not in text] == []
+    for link in re.findall(r"\]\(([^)#]+)\)", text):
+        assert (ROOT / "docs" / link).exists(), f"docs/contacts.md links to a missing {link}"
+    assert "(segment-rules.md)" in text

@@ -242,27 +242,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_contact_identities_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_contact_identities_workspace_id'), ['workspace_id'], unique=False)
 
-    op.create_table('contact_merge_proposals',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('contact_a_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('contact_b_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('identity_type', sa.String(length=40), nullable=False),
-    sa.Column('identity_value', sa.String(length=200), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', siyu.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('decided_at', siyu.core.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.ForeignKeyConstraint(['contact_a_id'], ['contacts.id'], name=op.f('fk_contact_merge_proposals_contact_a_id_contacts'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['contact_b_id'], ['contacts.id'], name=op.f('fk_contact_merge_proposals_contact_b_id_contacts'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_contact_merge_proposals_workspace_id_workspaces'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_contact_merge_proposals')),
-    sa.UniqueConstraint('workspace_id', 'contact_a_id', 'contact_b_id', name=op.f('uq_contact_merge_proposals_workspace_id_contact_a_id_contact_b_id'))
-    )
-    with op.batch_alter_table('contact_merge_proposals', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_contact_merge_proposals_contact_a_id'), ['contact_a_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_contact_merge_proposals_contact_b_id'), ['contact_b_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_contact_merge_proposals_workspace_id'), ['workspace_id'], unique=False)
-
     op.create_table('contact_merges',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('keeper_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -281,6 +260,29 @@ def upgrade() -> None:
     with op.batch_alter_table('contact_merges', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contact_merges_keeper_id'), ['keeper_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_contact_merges_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('contact_merge_proposals',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_a_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('contact_b_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('identity_type', sa.String(length=40), nullable=False),
+    sa.Column('identity_value', sa.String(length=200), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('created_at', siyu.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', siyu.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('merge_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['contact_a_id'], ['contacts.id'], name=op.f('fk_contact_merge_proposals_contact_a_id_contacts'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['contact_b_id'], ['contacts.id'], name=op.f('fk_contact_merge_proposals_contact_b_id_contacts'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['merge_id'], ['contact_merges.id'], name=op.f('fk_contact_merge_proposals_merge_id_contact_merges'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_contact_merge_proposals_workspace_id_workspaces'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_contact_merge_proposals')),
+    sa.UniqueConstraint('workspace_id', 'contact_a_id', 'contact_b_id', name=op.f('uq_contact_merge_proposals_workspace_id_contact_a_id_contact_b_id'))
+    )
+    with op.batch_alter_table('contact_merge_proposals', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_contact_merge_proposals_contact_a_id'), ['contact_a_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_contact_merge_proposals_contact_b_id'), ['contact_b_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_contact_merge_proposals_workspace_id'), ['workspace_id'], unique=False)
 
     op.create_table('contact_notes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -352,17 +354,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_contact_notes_contact_id'))
 
     op.drop_table('contact_notes')
-    with op.batch_alter_table('contact_merges', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_contact_merges_workspace_id'))
-        batch_op.drop_index(batch_op.f('ix_contact_merges_keeper_id'))
-
-    op.drop_table('contact_merges')
     with op.batch_alter_table('contact_merge_proposals', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contact_merge_proposals_workspace_id'))
         batch_op.drop_index(batch_op.f('ix_contact_merge_proposals_contact_b_id'))
         batch_op.drop_index(batch_op.f('ix_contact_merge_proposals_contact_a_id'))
 
     op.drop_table('contact_merge_proposals')
+    with op.batch_alter_table('contact_merges', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_contact_merges_workspace_id'))
+        batch_op.drop_index(batch_op.f('ix_contact_merges_keeper_id'))
+
+    op.drop_table('contact_merges')
     with op.batch_alter_table('contact_identities', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contact_identities_workspace_id'))
         batch_op.drop_index(batch_op.f('ix_contact_identities_contact_id'))

@@ -36,6 +36,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.views_segments", "router"),
     ("siyu.contacts.views_tags", "router"),
     ("siyu.contacts.views_staff", "router"),
+    ("siyu.contacts.views_lifecycle", "router"),
     ("siyu.contacts.views_imports", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of

@@ -148,6 +148,9 @@ def test_attributes_settings_merge_and_proposals(client, key):
     assert record.status_code == 200, record.text
     assert record.json()["keeper_id"] == a["id"]
     assert client.get(f"/api/v1/contacts/{b['id']}", headers=key).status_code == 404
+    (accepted,) = client.get("/api/v1/merge-proposals", params={"status": "accepted"}, headers=key).json()["items"]
+    assert (accepted["id"], accepted["contact_a_id"], accepted["contact_b_id"]) == (proposal["id"], a["id"], None)
+    assert accepted["merge_id"] == record.json()["id"]
 
     c = client.post("/api/v1/contacts", json={"name": "C"}, headers=key).json()
     merged = client.post(f"/api/v1/contacts/{c['id']}/merge", json={"other_id": a["id"]}, headers=key).json()

@@ -103,3 +103,16 @@ def test_the_rule_schema_is_served_and_read_keys_cannot_write(client, make_works
     assert "event" in schema["$defs"]
     r = client.post("/api/v1/segments", json={"name": "x", "kind": "static"}, headers=reader)
     assert r.status_code == 403
+
+
+def test_text_with_the_nul_character_is_refused_by_name_on_every_engine(client, make_workspace, make_key):
+    key = bearer(make_key(make_workspace()))
+
+    named = client.post("/api/v1/segments", json={"name": "a\u0000b", "kind": "static"}, headers=key)
+    ruled = client.post("/api/v1/segments/preview", headers=key,
+                        json={"rule": {"field": "city", "op": "eq", "value": "\u0000"}})
+    tagged = client.post("/api/v1/tag-groups", json={"name": "\u0000"}, headers=key)
+
+    assert (named.status_code, named.json()["error"]["field"]) == (422, "name")
+    assert (ruled.status_code, ruled.json()["error"]["field"]) == (422, "rule.value")
+    assert tagged.status_code == 422

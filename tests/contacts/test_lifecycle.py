@@ -214,3 +214,72 @@ def test_more_orders_never_lower_a_stage_and_quiet_time_decides_first(rules, ord
         assert RANK[two] >= RANK[one]
         assert (one == "repeat") == (orders >= rules["repeat_orders"])
         assert one != "new"
+
+
+# --- merges and the daily schedule ------------------------------------------------------------------
+
+
+def run_dispatches(db, subscriber: str) -> int:
+    """Run the pending dispatch jobs of one subscriber as the worker would; how many ran."""
+    bind_workspace(db, None)
+    pending = db.execute(
+        select(Job).where(Job.kind == events.DISPATCH, Job.status == "pending",
+                          Job.idempotency_key.like(f"%:{subscriber}"))
+    ).scalars().all()
+    for job in pending:
+        ctx = jobs.JobContext(job.id, job.workspace_id, job.kind, job.idempotency_key, 1, job.payload)
+        events.dispatch_event(db, ctx)
+        job.status = "done"
+    db.flush()
+    return len(pending)
+
+
+def test_a_merged_keeper_is_recomputed_from_its_events_not_added_up(db, ws):
+    from siyu.contacts import service
+
+    keeper_id, merged_id = add_contacts(db, ws.id, 2, created_at=NOW - timedelta(days=10))
+    # The same order paid under one contact and refunded under the other: one person, no order left.
+    events.record_events(db, [paid(keeper_id, "o1", 5000, 5), paid(merged_id, "o2", 3000, 4),
+                              refunded(merged_id, "o1", 5000, 3)])
+    lifecycle.refresh_lifecycle(db)
+    keeper, merged = contact(db, keeper_id), contact(db, merged_id)
+    assert (keeper.order_count, keeper.revenue, merged.order_count, merged.revenue) == (1, 5000, 1, 0)
+
+    service.merge_contacts(db, keeper, merged, actor=ACTOR, automatic=False)
+    bind_workspace(db, ws.id)
+    expected = lifecycle.contact_metrics(db, [keeper_id])[keeper_id]
+    ran = run_dispatches(db, "contacts.lifecycle_merge")
+
+    after = contact(db, keeper_id)
+    assert ran == 1
+    assert (expected.order_count, expected.revenue) == (1, 3000)
+    assert (after.order_count, after.revenue, after.stage) == (1, 3000, "customer")
+    assert after.last_order_at == NOW - timedelta(days=4)
+    assert after.rfm_frequency is not None
+
+
+def test_the_first_contact_starts_the_daily_refresh_and_time_alone_moves_stages(db, ws):
+    from siyu.contacts import service
+
+    cid = service.create_contact(db, fields={"name": "Quiet"}, actor=ACTOR).id
+    service.create_contact(db, fields={"name": "Second"}, actor=ACTOR)
+    bind_workspace(db, None)
+    (daily,) = db.execute(select(Job).where(Job.kind == lifecycle.REFRESH)).scalars().all()
+    assert (daily.idempotency_key, daily.run_at) == (f"{ws.id}:2026-12-02", datetime(2026, 12, 1, 19, 0, tzinfo=UTC))
+
+    # No order ever: 61 days later the daily run finds the contact dormant and queues the next day.
+    clock.set_clock(clock.FrozenClock(NOW + timedelta(days=61)))
+    ctx = jobs.JobContext(daily.id, ws.id, daily.kind, daily.idempotency_key, 1, daily.payload)
+    jobs.handler_for(lifecycle.REFRESH).fn(db, ctx)
+
+    assert contact(db, cid).stage == "dormant"
+    bind_workspace(db, None)
+    keys = db.execute(select(Job.idempotency_key).where(Job.kind == lifecycle.REFRESH)).scalars().all()
+    assert sorted(keys) == [f"{ws.id}:2026-12-02", f"{ws.id}:2027-02-01"]
+
+
+def test_contacts_created_from_events_start_the_daily_refresh_too(db, ws):
+    events.record_events(db, [{"type": "page.viewed", "identity": {"type": "phone", "value": "13800000001"}}])
+    bind_workspace(db, None)
+    assert db.execute(select(Job.idempotency_key).where(Job.kind == lifecycle.REFRESH)).scalars().all() == [
+        f"{ws.id}:2026-12-02"]

@@ -87,7 +87,12 @@ def test_contacts_joined_by_other_keys_get_a_proposal_a_person_accepts_or_reject
 
     assert (record.keeper_id, record.automatic) == (a.id, False)
     assert count(db, Contact) == 1
-    assert count(db, MergeProposal) == 0
+    # The proposal stays as history: accepted, naming the keeper and the merge it led to.
+    assert service.list_merge_proposals(db)[0] == []
+    (accepted,), _ = service.list_merge_proposals(db, status="accepted")
+    db.expire(accepted)
+    assert (accepted.id, accepted.contact_a_id, accepted.contact_b_id) == (proposal.id, a.id, None)
+    assert (accepted.merge_id, accepted.decided_at is not None) == (record.id, True)
 
 
 def test_a_rejected_proposal_is_not_made_again(db, ws):
@@ -217,3 +222,32 @@ def test_merge_property_keeper_non_empty_wins_rows_move_and_one_contact_goes(
         assert count(db, Event, Event.contact_id == keeper.id) == rows_before + 1
         assert count(db, Identity, Identity.contact_id == keeper.id) == 2
         savepoint.rollback()
+
+
+def _proposed(db, a_key: str, b_key: str) -> MergeProposal:
+    service.upsert_contact(db, identities=[("openid", a_key), ("custom:card", b_key)], actor=ACTOR)
+    return db.execute(select(MergeProposal).where(MergeProposal.identity_value == b_key)).scalar_one()
+
+
+def test_proposals_follow_a_merge_moot_pending_ones_go_and_decided_ones_stay(db, ws):
+    at(0)
+    keeper = service.create_contact(db, identities=[("openid", "k"), ("custom:card", "kc")], actor=ACTOR)
+    at(1)
+    merged = service.create_contact(db, identities=[("openid", "m"), ("custom:card", "mc")], actor=ACTOR)
+    at(2)
+    x = service.create_contact(db, identities=[("custom:card", "xc")], actor=ACTOR)
+    y = service.create_contact(db, identities=[("custom:card", "yc")], actor=ACTOR)
+    same_pair = _proposed(db, "k", "mc")  # keeper ~ merged
+    moved = _proposed(db, "m", "xc")  # merged ~ x: follows the keeper
+    rejected = _proposed(db, "m", "yc")  # merged ~ y, rejected: history, follows the keeper
+    service.reject_merge_proposal(db, rejected, actor=ACTOR)
+    merged_id = merged.id
+
+    service.merge_contacts(db, keeper, merged, actor=ACTOR, automatic=False)
+
+    db.expire_all()
+    assert db.get(MergeProposal, same_pair.id) is None
+    assert (moved.contact_a_id, moved.contact_b_id, moved.status) == (keeper.id, x.id, "pending")
+    assert (rejected.contact_a_id, rejected.contact_b_id, rejected.status) == (keeper.id, y.id, "rejected")
+    assert count(db, MergeProposal, (MergeProposal.contact_a_id == merged_id)
+                 | (MergeProposal.contact_b_id == merged_id)) == 0

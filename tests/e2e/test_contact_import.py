@@ -30,6 +30,13 @@ def test_import_a_file_with_one_bad_row_and_see_it_reported(page, server, tmp_pa
     page.locator("#password").fill(server.password)
     page.locator("form button[type=submit]").click()
     expect(page).to_have_url(re.compile(r"/console"))
+    # Into the second workspace: the segment builder's test counts Acme Tea's contacts.
+    expect(page).to_have_url(re.compile(r"/console$"))
+    page.wait_for_load_state("load")  # the switcher submits itself once console.js has run
+    switch = page.locator("#workspace-switch")
+    if switch.locator("option:checked").inner_text() != "Second Shop":
+        switch.select_option(label="Second Shop")
+        expect(page.locator("h1")).to_have_text("Second Shop")
 
     upload = tmp_path / "客户名单.csv"
     upload.write_bytes(FILE)

@@ -65,6 +65,7 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             NavPage("/console/segments", N_("Segments")),
             NavPage("/console/tags", N_("Tags")),
             NavPage("/console/staff", N_("Staff")),
+            NavPage("/console/lifecycle", N_("Lifecycle")),
             NavPage("/console/imports", N_("Import")),
         ),
     ),

@@ -107,7 +107,7 @@ def update_contact(contact_id: int, body: ContactUpdate, auth: Write, session: S
 
 @router.delete("/contacts/{contact_id:int}", status_code=204)
 def delete_contact(contact_id: int, auth: Write, session: SessionDep) -> None:
-    """Delete a contact with its identities, tags, consent and notes (its events stay)."""
+    """Forget a contact: identities, tags, consent, notes and memberships go; its events stay, anonymised."""
     service.delete_contact(session, service.get_contact(session, contact_id, viewer=auth), actor=auth.actor)
 
 
@@ -272,7 +272,8 @@ def list_proposals(
     auth: Read, session: SessionDep, status: Literal["pending", "accepted", "rejected"] = "pending",
     cursor: str | None = None, limit: Limit = 50,
 ) -> Page[MergeProposalOut]:
-    """Pairs of contacts that share an identity not marked one-person, for a person to review."""
+    """Pairs of contacts that share an identity not marked one-person: pending ones to review, decided ones
+    as history (a side is null once its contact was merged away or deleted)."""
     rows, nxt = service.list_merge_proposals(session, status=status, cursor=cursor, limit=limit)
     return Page[MergeProposalOut](items=[MergeProposalOut.model_validate(p) for p in rows], next_cursor=nxt)
 

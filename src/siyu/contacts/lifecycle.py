@@ -16,10 +16,12 @@ refunded. Revenue is paid minus refunded, in the workspace's currency (amounts i
 count toward orders, not revenue). RFM scores are quintiles 1..5 (5 = most recent, most orders, most
 revenue) among the workspace's contacts with orders, by cumulative distribution so ties score alike.
 
-The worker refreshes a contact on each of its `order.paid` / `order.refunded` events, and the whole
-workspace once a day at 03:00 in its timezone (the daily job re-enqueues itself; the first one is
-queued by the first order event, a settings change or the demo). A stage change is a
-`contact.stage_changed {from, to}` event.
+The worker refreshes a contact on each of its `order.paid` / `order.refunded` events, a keeper after
+each `contact.merged` (its figures are recomputed from the events it now holds, never added up), and
+the whole workspace once a day at 03:00 in its timezone. The daily job re-enqueues itself; the first
+one is queued with the workspace's first contacts (any batch recording `contact.created`), so quiet
+time moves contacts to dormant and churned even in a workspace that never sees an order. A settings
+change or the demo queue it too. A stage change is a `contact.stage_changed {from, to}` event.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from siyu.core import clock, jobs
 from siyu.core.audit import Actor, record
 from siyu.core.db import UTCDateTime
 from siyu.core.errors import Invalid, TenancyViolation
-from siyu.core.events import StoredBatch, on_batch, record_events
+from siyu.core.events import StoredBatch, on_batch, on_event, record_events
 from siyu.core.models import Event, Workspace
 from siyu.core.tenancy import bound_workspace
 
@@ -442,6 +444,20 @@ def _on_orders(session: Session, workspace_id: int, batch: StoredBatch) -> None:
         return
     ensure_daily_refresh(session)
     jobs.enqueue(session, REFRESH, f"{workspace_id}:orders:{uuid4().hex}", {"contact_ids": sorted(buyers)})
+
+
+@on_event("contact.merged", "contacts.lifecycle_merge")
+def _on_merge(session: Session, event: Event) -> None:
+    # The event follows its keeper through later merges, so contact_id is the contact holding the events.
+    if event.contact_id is not None:
+        refresh_lifecycle(session, [event.contact_id])
+
+
+@on_batch("contacts.lifecycle_daily")
+def _on_contacts_created(session: Session, workspace_id: int, batch: StoredBatch) -> None:
+    """A workspace's first contacts start its daily refresh (later batches find it queued: one insert, no-op)."""
+    if "contact.created" in batch.counts:
+        ensure_daily_refresh(session)
 
 
 def stage_counts(session: Session) -> dict[str, int]:

@@ -5,6 +5,9 @@ empty. Everything keyed by contact moves to the keeper (events, identities, tags
 segment memberships); the merged contact is deleted, its snapshot kept in a MergeRecord, and
 `contact.merged {keeper, merged}` is recorded so later modules (coupons, points, conversations) move
 their own rows from a subscriber: `@on_event("contact.merged", "<module>.move_rows")`.
+
+Proposals are kept once decided: an accepted one names the keeper and its merge record, a rejected
+one stops the pair being proposed again. Pending proposals that a merge or a deletion makes moot go.
 """
 
 from __future__ import annotations
@@ -77,12 +80,9 @@ def _merge_fields(keeper: Contact, merged: Contact) -> None:
     if keeper.owner_id is None:
         keeper.owner_id = merged.owner_id
     keeper.do_not_contact = keeper.do_not_contact or merged.do_not_contact
-    # Order figures add up (the lifecycle job recomputes them from the moved events anyway).
-    keeper.order_count += merged.order_count
-    keeper.revenue += merged.revenue
-    for key, pick in (("first_order_at", min), ("last_order_at", max), ("last_active_at", max)):
-        values = [v for v in (getattr(keeper, key), getattr(merged, key)) if v is not None]
-        setattr(keeper, key, pick(values) if values else None)
+    # Orders, revenue, stage and RFM are not added up: an order paid under one contact and refunded
+    # under the other is one order, not two. The lifecycle subscriber of `contact.merged` recomputes
+    # them from the events the keeper now holds.
 
 
 def _merge_consents(session: Session, keeper: Contact, merged: Contact) -> None:
@@ -114,22 +114,59 @@ def _move_unique(session: Session, model: Any, key: Any, keeper: Contact, merged
     )
 
 
+def _pair_taken(session: Session, a: int, b: int, proposal_id: int) -> bool:
+    return session.execute(
+        select(MergeProposal.id).where(MergeProposal.contact_a_id == a, MergeProposal.contact_b_id == b,
+                                       MergeProposal.id != proposal_id)
+    ).first() is not None
+
+
 def _repoint_proposals(session: Session, keeper: Contact, merged: Contact) -> None:
+    """Proposals naming the merged contact name the keeper from now on.
+
+    A pending proposal that the merge makes moot goes: it was about this very pair, or the keeper is
+    already proposed with the same contact. Decided proposals stay as history: they follow the keeper
+    unless that would repeat a pair, and otherwise keep NULL where the merged contact was.
+    """
     proposals = session.execute(
         select(MergeProposal).where(
             (MergeProposal.contact_a_id == merged.id) | (MergeProposal.contact_b_id == merged.id)
         )
     ).scalars()
     for proposal in list(proposals):
-        other = proposal.contact_b_id if proposal.contact_a_id == merged.id else proposal.contact_a_id
+        merged_side = "contact_a_id" if proposal.contact_a_id == merged.id else "contact_b_id"
+        other = proposal.contact_b_id if merged_side == "contact_a_id" else proposal.contact_a_id
+        if other is None or other == keeper.id:
+            if proposal.status == "pending":
+                session.delete(proposal)
+            else:
+                setattr(proposal, merged_side, keeper.id if other is None else None)
+            continue
         a, b = sorted((keeper.id, other))
-        duplicate = session.execute(
-            select(MergeProposal.id).where(MergeProposal.contact_a_id == a, MergeProposal.contact_b_id == b)
-        ).first()
-        if other == keeper.id or duplicate is not None:
+        if not _pair_taken(session, a, b, proposal.id):
+            proposal.contact_a_id, proposal.contact_b_id = a, b
+        elif proposal.status == "pending":
             session.delete(proposal)
         else:
-            proposal.contact_a_id, proposal.contact_b_id = a, b
+            setattr(proposal, merged_side, None)
+        session.flush()
+    session.flush()
+
+
+def forget_proposals(session: Session, contact_id: int) -> None:
+    """A contact is deleted: its pending proposals go, decided ones stay with its side cleared."""
+    for proposal in list(session.execute(
+        select(MergeProposal).where(
+            (MergeProposal.contact_a_id == contact_id) | (MergeProposal.contact_b_id == contact_id)
+        )
+    ).scalars()):
+        if proposal.status == "pending":
+            session.delete(proposal)
+            continue
+        if proposal.contact_a_id == contact_id:
+            proposal.contact_a_id = None
+        if proposal.contact_b_id == contact_id:
+            proposal.contact_b_id = None
     session.flush()
 
 
@@ -223,17 +260,20 @@ def _pending(proposal: MergeProposal) -> None:
 
 
 def accept_merge_proposal(session: Session, proposal: MergeProposal, *, actor: Actor) -> MergeRecord:
-    """Merge the proposal's two contacts (the older keeps its id); the merge record replaces the proposal."""
+    """Merge the proposal's two contacts (the older keeps its id); the proposal stays, accepted, naming
+    the keeper and the merge record (the merged contact's side is NULL: that contact is gone)."""
     _pending(proposal)
-    contacts = {c.id: c for c in session.execute(
-        select(Contact).where(Contact.id.in_((proposal.contact_a_id, proposal.contact_b_id)))
-    ).scalars()}
-    if len(contacts) != 2:
+    ids = (proposal.contact_a_id, proposal.contact_b_id)
+    contacts = {c.id: c for c in session.execute(select(Contact).where(Contact.id.in_(ids))).scalars()}
+    if ids[0] is None or ids[1] is None or len(contacts) != 2:
         raise NotFound("contact not found")
-    keeper, merged = older_first(contacts[proposal.contact_a_id], contacts[proposal.contact_b_id])
+    keeper, merged = older_first(contacts[ids[0]], contacts[ids[1]])
     proposal.status, proposal.decided_at = "accepted", clock.now()
-    return merge_contacts(session, keeper, merged, actor=actor, automatic=False,
-                          identity=(proposal.identity_type, proposal.identity_value))
+    record = merge_contacts(session, keeper, merged, actor=actor, automatic=False,
+                            identity=(proposal.identity_type, proposal.identity_value))
+    proposal.merge_id = record.id
+    session.flush()
+    return record
 
 
 def reject_merge_proposal(session: Session, proposal: MergeProposal, *, actor: Actor) -> MergeProposal:

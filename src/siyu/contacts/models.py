@@ -239,13 +239,19 @@ class MergeProposal(WorkspaceScoped, Base):
     __table_args__ = (UniqueConstraint("workspace_id", "contact_a_id", "contact_b_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    contact_a_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
-    contact_b_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    # Decided proposals stay as history: a side becomes NULL once its contact is merged away or
+    # deleted (pending proposals of a deleted or merged pair are removed, see contacts.merge).
+    contact_a_id: Mapped[int | None] = mapped_column(Id, ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    contact_b_id: Mapped[int | None] = mapped_column(Id, ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
     identity_type: Mapped[str] = mapped_column(String(40))
     identity_value: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | accepted | rejected
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The merge an accepted proposal led to (its record names both contacts and keeps the snapshot).
+    merge_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("contact_merges.id", ondelete="SET NULL"), default=None
+    )
 
 
 class Segment(WorkspaceScoped, Base):

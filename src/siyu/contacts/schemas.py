@@ -155,13 +155,15 @@ class MergeProposalOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    contact_a_id: int
-    contact_b_id: int
+    # NULL once that contact was merged into the other or deleted (decided proposals are history).
+    contact_a_id: int | None
+    contact_b_id: int | None
     identity_type: str
     identity_value: str
     status: str
     created_at: datetime
     decided_at: datetime | None
+    merge_id: int | None = None
 
 
 class AttributeCreate(Strict):

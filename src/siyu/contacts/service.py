@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,7 @@ from siyu.contacts.consent import (
 from siyu.contacts.identities import IDENTITY_TYPES, canonical_type, normalize_identity
 from siyu.contacts.merge import (
     accept_merge_proposal,
+    forget_proposals,
     get_merge_proposal,
     get_merge_record,
     list_merge_proposals,
@@ -47,7 +48,7 @@ from siyu.contacts.merge import (
     propose_merge,
     reject_merge_proposal,
 )
-from siyu.contacts.models import Contact, ContactSettings, ContactTag, Identity, Note, StaffMember
+from siyu.contacts.models import Contact, ContactSettings, ContactTag, Identity, MergeRecord, Note, StaffMember
 from siyu.contacts.staff import default_owner_id
 from siyu.core import audit
 from siyu.core.audit import Actor
@@ -447,13 +448,44 @@ def update_contact(
     return contact
 
 
+# What the audit entry of a deletion keeps: nothing that names or reaches the person.
+_DELETION_FACTS = ("id", "workspace_id", "owner_id", "stage", "order_count", "created_at")
+
+
 def delete_contact(session: Session, contact: Contact, *, actor: Actor) -> None:
-    """Delete a contact with its identities, tags, consent and notes; its events stay, as facts."""
-    before = audit.snapshot(contact)
+    """Forget a person: the contact goes with its identities, tags, consent, notes and segment memberships;
+    its events stay for the figures but anonymised.
+
+    Events lose their contact and identity (consent events their proof too), so orders still count in
+    the workspace's revenue but lead to nobody. Merge records into the contact lose the merged snapshot
+    and identity value (the same person's data); pending merge proposals naming it go, decided ones
+    keep their history with this side cleared. `contact.deleted {contact_id}` tells other modules to
+    drop their own rows of the contact.
+    """
+    cid = contact.id
+    before = {k: v for k, v in audit.snapshot(contact).items() if k in _DELETION_FACTS}
+    for event in session.execute(
+        select(Event).where(Event.contact_id == cid, Event.type.startswith("consent."))
+    ).scalars():
+        if "proof" in (event.properties or {}):
+            event.properties = {k: v for k, v in event.properties.items() if k != "proof"}
+    session.flush()
+    session.execute(
+        update(Event).where(Event.contact_id == cid)
+        .values(contact_id=None, identity_type=None, identity_value=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(MergeRecord).where(MergeRecord.keeper_id == cid)
+        .values(keeper_id=None, identity_value=None, merged_snapshot={})
+        .execution_options(synchronize_session=False)
+    )
+    forget_proposals(session, cid)
     session.delete(contact)
     session.flush()
+    record_event(session, type="contact.deleted", properties={"contact_id": cid}, source="contacts")
     audit.record(session, actor, workspace_id=before["workspace_id"], action="contact.delete",
-                 entity_type="contact", entity_id=before["id"], before=before)
+                 entity_type="contact", entity_id=cid, before=before)
 
 
 class _Raced(Exception):
