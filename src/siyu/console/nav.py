@@ -67,6 +67,7 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             NavPage("/console/staff", N_("Staff")),
             NavPage("/console/lifecycle", N_("Lifecycle")),
             NavPage("/console/imports", N_("Import")),
+            NavPage("/console/contact-settings", N_("Settings")),
         ),
     ),
     ProductModule(
