@@ -18,14 +18,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from siyu.contacts import import_sql
 from siyu.contacts.import_mapping import RowInput, column_of
-from siyu.contacts.models import AttributeDefinition, Contact, ContactTag, Identity, Tag, TagGroup
-from siyu.contacts.service import lookup_identities, upsert_contact, validate_fields
+from siyu.contacts.models import AttributeDefinition, Contact, Tag, TagGroup
+from siyu.contacts.service import any_of, lookup_identities, upsert_contact, validate_fields
+from siyu.contacts.staff import default_owner_id
 from siyu.core import clock
 from siyu.core.errors import Invalid, SiyuError
 from siyu.core.events import record_events
@@ -163,40 +165,17 @@ def _tag_contacts(session: Session, pairs: set[tuple[int, int]], tag_names: Mapp
     """Put tags on contacts (pairs already there stay), with a `tag.added` event for each new one."""
     if not pairs:
         return
-    workspace_id = _workspace(session)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    now = clock.now()
-    rows = [{"workspace_id": workspace_id, "contact_id": c, "tag_id": t, "source": SOURCE, "created_at": now}
-            for c, t in sorted(pairs)]
-    # Rows as parameters (one cached statement, batched by the driver), not a VALUES list compiled anew.
-    stmt = (dialect.insert(ContactTag.__table__)
-            .on_conflict_do_nothing(index_elements=["workspace_id", "contact_id", "tag_id"])
-            .returning(ContactTag.contact_id, ContactTag.tag_id))
-    added = session.execute(stmt, rows).all()
+    added = import_sql.insert_contact_tags(session, _workspace(session), sorted(pairs), source=SOURCE,
+                                           now=clock.now())
     _events(session, [
-        {"type": "tag.added", "contact_id": int(c),
-         "properties": {"tag_id": int(t), "tag": tag_names[int(t)], "source": SOURCE}}
+        {"type": "tag.added", "contact_id": c, "properties": {"tag_id": t, "tag": tag_names[t], "source": SOURCE}}
         for c, t in added
     ])
 
 
 def _insert_identities(session: Session, rows: Sequence[tuple[int, str, str]]) -> int:
-    """Insert (contact id, type, value) rows, skipping pairs already taken; how many were stored.
-
-    `service.insert_identities` in the shape a chunk needs: the rows as parameters of one cached
-    statement rather than a VALUES list compiled for each chunk, in the same lock order.
-    """
-    if not rows:
-        return 0
-    workspace_id = _workspace(session)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    now = clock.now()
-    values = [{"workspace_id": workspace_id, "contact_id": c, "type": t, "value": v, "created_at": now}
-              for c, t, v in sorted(rows, key=lambda r: (r[1], r[2]))]
-    stmt = (dialect.insert(Identity.__table__)
-            .on_conflict_do_nothing(index_elements=["workspace_id", "type", "value"])
-            .returning(Identity.__table__.c.id))
-    return len(session.execute(stmt, values).all())
+    """Insert (contact id, type, value) rows, skipping pairs already taken; how many were stored."""
+    return import_sql.insert_identities(session, _workspace(session), rows, now=clock.now())
 
 
 def _events(session: Session, items: list[dict[str, Any]]) -> None:
@@ -246,10 +225,11 @@ def _bulk(
                         fields[kind] = value
                 _fill(fields, row.fields, overwrite=ctx.overwrite)
                 _fill(attributes, row.attributes, overwrite=ctx.overwrite)
-            values.append({"workspace_id": workspace_id, **fields, "attributes": attributes})
-        inserted = session.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), values)
+            values.append({**fields, "attributes": attributes})
+        new_ids = import_sql.insert_contacts(session, workspace_id, values, owner_id=default_owner_id(session),
+                                         now=clock.now())
         identity_rows = []
-        for (group, _), contact_id in zip(new, inserted.scalars().all(), strict=True):
+        for (group, _), contact_id in zip(new, new_ids, strict=True):
             pairs = list(dict.fromkeys(p for row in group for p in row.pairs))
             identity_rows += [(contact_id, kind, value) for kind, value in pairs]
             for i, row in enumerate(group):
@@ -262,7 +242,8 @@ def _bulk(
 
     # Known people: fill their fields, add the identities they lack.
     if existing:
-        contacts = {c.id: c for c in session.execute(select(Contact).where(Contact.id.in_(existing))).scalars()}
+        found_contacts = select(Contact).where(any_of(session, Contact.id, list(existing)))
+        contacts = {c.id: c for c in session.execute(found_contacts).scalars()}
         missing_rows: list[tuple[int, str, str]] = []
         for contact_id, contact_groups in existing.items():
             contact = contacts.get(contact_id)
