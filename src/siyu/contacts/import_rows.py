@@ -36,6 +36,7 @@ from siyu.core.tenancy import bound_workspace
 Pair = tuple[str, str]
 SOURCE = "import"
 CREATED, UPDATED, ERROR = "created", "updated", "error"
+Event = dict[str, Any]  # an item for `record_events`
 
 
 class _Raced(Exception):
@@ -161,16 +162,16 @@ def _tag_ids(session: Session, names: set[tuple[str, str]]) -> dict[tuple[str, s
     return {(group_of[g], n): i for g, n, i in found if (group_of[g], n) in names}
 
 
-def _tag_contacts(session: Session, pairs: set[tuple[int, int]], tag_names: Mapping[int, str]) -> None:
-    """Put tags on contacts (pairs already there stay), with a `tag.added` event for each new one."""
+def _tag_contacts(session: Session, pairs: set[tuple[int, int]], tag_names: Mapping[int, str]) -> list[Event]:
+    """Put tags on contacts (pairs already there stay); a `tag.added` event for each new one, to record."""
     if not pairs:
-        return
+        return []
     added = import_sql.insert_contact_tags(session, _workspace(session), sorted(pairs), source=SOURCE,
                                            now=clock.now())
-    _events(session, [
+    return [
         {"type": "tag.added", "contact_id": c, "properties": {"tag_id": t, "tag": tag_names[t], "source": SOURCE}}
         for c, t in added
-    ])
+    ]
 
 
 def _insert_identities(session: Session, rows: Sequence[tuple[int, str, str]]) -> int:
@@ -178,7 +179,7 @@ def _insert_identities(session: Session, rows: Sequence[tuple[int, str, str]]) -
     return import_sql.insert_identities(session, _workspace(session), rows, now=clock.now())
 
 
-def _events(session: Session, items: list[dict[str, Any]]) -> None:
+def _events(session: Session, items: list[Event]) -> None:
     if items:
         outcome = record_events(session, items, source="contacts")
         if outcome.errors:
@@ -187,8 +188,9 @@ def _events(session: Session, items: list[dict[str, Any]]) -> None:
 
 def _bulk(
     session: Session, rows: list[RowInput], ctx: ChunkContext, result: ChunkResult, start: int
-) -> list[list[RowInput]]:
-    """Write the plain groups in bulk; the groups left for `upsert_contact` (several contacts found).
+) -> tuple[list[list[RowInput]], list[Event]]:
+    """Write the plain groups in bulk; the groups left for `upsert_contact` (several contacts found),
+    and the events of what was written, for the caller to record with the chunk's others in one batch.
 
     In a dry run, earlier chunks were rolled back: a group naming a person an earlier chunk's row
     named (`earliest` before `start`) is counted as an update, as the real run would do, and not written.
@@ -213,7 +215,7 @@ def _bulk(
             new.append((group, {}))
 
     # New people: one INSERT for the contacts, one for their identities.
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     if new:
         values = []
         for group, _ in new:
@@ -280,8 +282,7 @@ def _bulk(
     for group in remembered:
         for row in group:
             result.outcomes[row.row] = UPDATED
-    _events(session, events)
-    return slow
+    return slow, events
 
 
 def _upsert_rows(session: Session, rows: Sequence[RowInput], ctx: ChunkContext, result: ChunkResult) -> None:
@@ -303,12 +304,12 @@ def _upsert_rows(session: Session, rows: Sequence[RowInput], ctx: ChunkContext, 
         row.contact_id = contact.id
 
 
-def _apply_tags(session: Session, rows: Sequence[RowInput], result: ChunkResult) -> None:
+def _apply_tags(session: Session, rows: Sequence[RowInput], result: ChunkResult) -> list[Event]:
     tagged = [r for r in rows if r.tags and result.outcomes.get(r.row) in (CREATED, UPDATED)
               and r.contact_id is not None]
     ids = _tag_ids(session, {t for r in tagged for t in r.tags})
     pairs = {(r.contact_id, ids[t]) for r in tagged if r.contact_id is not None for t in r.tags}
-    _tag_contacts(session, pairs, {i: name for (_, name), i in ids.items()})
+    return _tag_contacts(session, pairs, {i: name for (_, name), i in ids.items()})
 
 
 def write_rows(session: Session, rows: Sequence[RowInput], ctx: ChunkContext) -> ChunkResult:
@@ -321,14 +322,15 @@ def write_rows(session: Session, rows: Sequence[RowInput], ctx: ChunkContext) ->
     try:
         with session.begin_nested():
             attempt = ChunkResult(outcomes=dict(result.outcomes), errors=list(result.errors))
-            slow = _bulk(session, good, ctx, attempt, start)
+            slow, events = _bulk(session, good, ctx, attempt, start)
             _upsert_rows(session, [row for group in slow for row in group], ctx, attempt)
-            _apply_tags(session, good, attempt)
+            # One batch of events per chunk: each call checks its contacts and stages its rows once.
+            _events(session, events + _apply_tags(session, good, attempt))
         result = attempt
     except (_Raced, DBAPIError):
         # Someone else wrote one of these people meanwhile, or the database refused a row the checks
         # let through: row by row, so only the row at fault is refused.
         _upsert_rows(session, good, ctx, result)
-        _apply_tags(session, good, result)
+        _events(session, _apply_tags(session, good, result))
     result.errors.sort(key=lambda e: e["row"])
     return result

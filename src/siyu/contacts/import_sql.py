@@ -12,20 +12,23 @@ as parameters of one cached statement.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, insert, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from siyu.contacts.models import Contact, ContactTag, Identity
+from siyu.contacts.models import ContactTag
 from siyu.core.db import is_postgres
 
 if TYPE_CHECKING:
     import psycopg
 
+# SQLite refuses a statement with more than 32,766 parameters.
+_SQLITE_BATCH = 10_000
 # Every column a new contact's row sets; the others keep their NULL.
 CONTACT_FIELDS = ("name", "nickname", "avatar_url", "gender", "birthday", "city", "locale", "phone", "email")
 _CONTACT_COLUMNS = (
@@ -48,6 +51,17 @@ _MOVE_IDENTITIES = (
     "INSERT INTO contact_identities (workspace_id, contact_id, type, value, created_at) "
     "SELECT %s, r.contact_id, r.type, r.value, %s FROM r ORDER BY r.type, r.value "
     "ON CONFLICT (workspace_id, type, value) DO NOTHING RETURNING id"
+)
+_SQLITE_CONTACTS = (
+    f"INSERT INTO contacts ({', '.join(_CONTACT_COLUMNS)}) VALUES ({', '.join('?' * len(_CONTACT_COLUMNS))})"
+)
+_SQLITE_IDENTITIES = (
+    "INSERT INTO contact_identities (workspace_id, contact_id, type, value, created_at) VALUES (?,?,?,?,?) "
+    "ON CONFLICT (workspace_id, type, value) DO NOTHING"
+)
+_SQLITE_TAGS = (
+    "INSERT INTO contact_tags (workspace_id, contact_id, tag_id, source, created_at) VALUES (?,?,?,?,?) "
+    "ON CONFLICT (workspace_id, contact_id, tag_id) DO NOTHING"
 )
 _STAGE_TAGS = (
     "CREATE TEMP TABLE IF NOT EXISTS siyu_import_tags (contact_id bigint, tag_id bigint) ON COMMIT DELETE ROWS"
@@ -74,21 +88,61 @@ def insert_contacts(session: Session, workspace_id: int, rows: Sequence[Mapping[
     if not rows:
         return []
     if not is_postgres(session):
-        values = [{"workspace_id": workspace_id, **row, "owner_id": owner_id} for row in rows]
-        result = session.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), values)
-        return list(result.scalars().all())
+        return _sqlite_contacts(session, workspace_id, rows, owner_id=owner_id, now=now)
     conn = _pg(session)
-    with conn.cursor() as cursor:
+    with _driver_errors(_COPY_CONTACTS), conn.cursor() as cursor:
         cursor.execute(_NEXT_IDS, (len(rows),))
         ids = sorted(int(r[0]) for r in cursor.fetchall())
         with cursor.copy(_COPY_CONTACTS) as copy:
             for contact_id, row in zip(ids, rows, strict=True):
                 copy.write_row((
                     contact_id, workspace_id, *(row.get(f) for f in CONTACT_FIELDS),
-                    json.dumps(row.get("attributes") or {}, ensure_ascii=False, default=_json_default),
-                    owner_id, False, "new", 0, 0, now, now,
+                    _json(row.get("attributes")), owner_id, False, "new", 0, 0, now, now,
                 ))
     return ids
+
+
+def _sqlite_contacts(session: Session, workspace_id: int, rows: Sequence[Mapping[str, Any]], *,
+                     owner_id: int | None, now: datetime) -> list[int]:
+    # The chunk's transaction holds SQLite's only write lock (siyu's writers BEGIN IMMEDIATE), so the
+    # ids after the largest one are free: given explicitly, they need no RETURNING, which would make
+    # the driver run the statement once per row.
+    conn = session.connection()
+    first = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) + 1 FROM contacts").scalar_one())
+    stamp = _sqlite_time(now)
+    values = [
+        (first + i, workspace_id, *(_sqlite_value(row.get(f)) for f in CONTACT_FIELDS), _json(row.get("attributes")),
+         owner_id, 0, "new", 0, 0, stamp, stamp)
+        for i, row in enumerate(rows)
+    ]
+    conn.exec_driver_sql(_SQLITE_CONTACTS, values)
+    return list(range(first, first + len(rows)))
+
+
+def _sqlite_time(value: datetime) -> str:
+    # The text SQLAlchemy's SQLite DATETIME stores, so ORM reads and range filters see the same thing.
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
+def _sqlite_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _json(value: Mapping[str, Any] | None) -> str:
+    return json.dumps(value or {}, ensure_ascii=False, default=_json_default)
+
+
+@contextmanager
+def _driver_errors(statement: str) -> Iterator[None]:
+    """The driver's own errors as SQLAlchemy's, which the chunk answers by going row by row."""
+    try:
+        yield
+    except DBAPIError:
+        raise
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("psycopg", "sqlite3"):
+            raise
+        raise DBAPIError(statement, None, exc) from exc
 
 
 def _json_default(value: Any) -> Any:
@@ -103,20 +157,16 @@ def insert_identities(session: Session, workspace_id: int, rows: Sequence[tuple[
     if not rows:
         return 0
     if is_postgres(session):
-        with _pg(session).cursor() as cursor:
+        with _driver_errors(_MOVE_IDENTITIES), _pg(session).cursor() as cursor:
             cursor.execute(_STAGE_IDENTITIES)
             with cursor.copy(_COPY_IDENTITIES) as copy:
                 for row in rows:
                     copy.write_row(row)
             cursor.execute(_MOVE_IDENTITIES, (workspace_id, now))
             return len(cursor.fetchall())
-    values = [{"workspace_id": workspace_id, "contact_id": c, "type": t, "value": v, "created_at": now}
-              for c, t, v in sorted(rows, key=lambda r: (r[1], r[2]))]
-    # Rows as parameters (one cached statement, batched by the driver), not a VALUES list compiled anew.
-    stmt = (sqlite.insert(cast(Table, Identity.__table__))
-            .on_conflict_do_nothing(index_elements=["workspace_id", "type", "value"])
-            .returning(Identity.__table__.c.id))
-    return len(session.execute(stmt, values).all())
+    stamp = _sqlite_time(now)
+    values = [(workspace_id, c, t, v, stamp) for c, t, v in sorted(rows, key=lambda r: (r[1], r[2]))]
+    return int(session.connection().exec_driver_sql(_SQLITE_IDENTITIES, values).rowcount)
 
 
 def insert_contact_tags(session: Session, workspace_id: int, pairs: Sequence[tuple[int, int]], *, source: str,
@@ -125,19 +175,28 @@ def insert_contact_tags(session: Session, workspace_id: int, pairs: Sequence[tup
     if not pairs:
         return []
     if is_postgres(session):
-        with _pg(session).cursor() as cursor:
+        with _driver_errors(_MOVE_TAGS), _pg(session).cursor() as cursor:
             cursor.execute(_STAGE_TAGS)
             with cursor.copy(_COPY_TAGS) as copy:
                 for pair in pairs:
                     copy.write_row(pair)
             cursor.execute(_MOVE_TAGS, (workspace_id, source, now))
             return [(int(c), int(t)) for c, t in cursor.fetchall()]
-    values = [{"workspace_id": workspace_id, "contact_id": c, "tag_id": t, "source": source, "created_at": now}
-              for c, t in sorted(pairs)]
-    stmt = (sqlite.insert(cast(Table, ContactTag.__table__))
-            .on_conflict_do_nothing(index_elements=["workspace_id", "contact_id", "tag_id"])
-            .returning(ContactTag.contact_id, ContactTag.tag_id))
-    return [(int(c), int(t)) for c, t in session.execute(stmt, values).all()]
+    # The pairs already there are read first; the chunk holds SQLite's write lock, so no one adds one
+    # between that read and the insert, and the rest is exactly what the insert adds.
+    contact_ids = sorted({c for c, _ in pairs})
+    there: set[tuple[int, int]] = set()
+    for i in range(0, len(contact_ids), _SQLITE_BATCH):
+        batch = contact_ids[i:i + _SQLITE_BATCH]
+        rows = session.execute(
+            select(ContactTag.contact_id, ContactTag.tag_id).where(ContactTag.contact_id.in_(batch))
+        )
+        there.update((int(c), int(t)) for c, t in rows)
+    added = sorted(p for p in set(pairs) if p not in there)
+    if added:
+        stamp = _sqlite_time(now)
+        session.connection().exec_driver_sql(_SQLITE_TAGS, [(workspace_id, c, t, source, stamp) for c, t in added])
+    return added
 
 
 

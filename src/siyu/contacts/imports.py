@@ -50,7 +50,9 @@ from siyu.core.tenancy import bind_workspace, bound_workspace, get_scoped
 from siyu.settings import get_settings
 
 IMPORT_JOB = "contacts.import"
-CHUNK_ROWS = 500
+# Rows per transaction: big enough that a chunk's few statements carry many rows, small enough that a
+# worker job stays short and a crash repeats little.
+CHUNK_ROWS = 2000
 MAX_KEPT_ERRORS = 1000
 PREVIEW_ROWS = 20
 MAX_ATTEMPTS = 5
