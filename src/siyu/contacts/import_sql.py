@@ -214,10 +214,15 @@ def keep_statistics(session: Session, created_before: int, created_after: int) -
     lookup on the unique (workspace, type, value) index. A role that doesn't own the tables gets a
     warning from PostgreSQL, not an error, and the import goes on.
     """
-    if not is_postgres(session) or created_after < _FIRST_ANALYZE:
-        return
-    threshold = _FIRST_ANALYZE
-    while threshold * 2 <= created_after:
-        threshold *= 2
-    if created_before < threshold:
+    if is_postgres(session) and doubled(created_before, created_after):
         session.execute(text("ANALYZE contacts, contact_identities, contact_tags"))
+
+
+def doubled(before: int, after: int) -> bool:
+    """True when going from `before` to `after` passed 2,000, 4,000, 8,000... (one of them, or more)."""
+    if after < _FIRST_ANALYZE:
+        return False
+    threshold = _FIRST_ANALYZE
+    while threshold * 2 <= after:
+        threshold *= 2
+    return before < threshold
