@@ -12,6 +12,7 @@ from siyu.contacts.identities import (
     canonical_type,
     event_identity_type,
     normalize_identity,
+    normalize_phone,
 )
 from siyu.core.errors import Invalid
 
@@ -84,3 +85,54 @@ def test_types_are_built_in_aliases_or_custom():
     for bad in ("", "fax", "custom:", "custom:Upper", "custom:" + "x" * 40):
         with pytest.raises(Invalid):
             canonical_type(bad)
+
+
+# Spellings a brand's export uses for mainland numbers, and near misses that must take the general path.
+_PREFIXES = st.sampled_from(["", "+86", "+86 ", "+86-", "0086", "0086 ", "86", "+", "+8", "+860", "0", " "])
+_DIGITS = st.text(alphabet="0123456789", min_size=9, max_size=13)
+
+
+@st.composite
+def _spelled(draw: st.DrawFn) -> str:
+    digits = draw(st.one_of(st.from_regex(r"1[0-9]{10}", fullmatch=True), _DIGITS))
+    # Separators between some digits, as "138 0000 0000" or "138-0000-0000".
+    cuts = draw(st.sets(st.integers(1, max(1, len(digits) - 1)), max_size=3))
+    sep = draw(st.sampled_from([" ", "-", "  ", ".", "/"]))
+    spaced = "".join(sep + d if i in cuts else d for i, d in enumerate(digits))
+    return draw(_PREFIXES) + spaced + draw(st.sampled_from(["", " ", "\t"]))
+
+
+def _by_phonenumbers(value: str, region: str) -> str | None:
+    raw = value.strip()
+    if raw.startswith("00"):
+        raw = "+" + raw[2:]
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@given(value=_spelled(), region=st.sampled_from(["CN", "CN", "US", "HK", "GB"]))
+def test_the_fast_mainland_path_gives_what_phonenumbers_gives(value, region):
+    expected = _by_phonenumbers(value, region)
+
+    if expected is None:
+        with pytest.raises(Invalid) as err:
+            normalize_phone(value, region=region)
+        assert err.value.field == "phone"
+    else:
+        assert normalize_phone(value, region=region) == expected
+
+
+@given(digits=st.from_regex(r"1[0-9]{10}", fullmatch=True))
+def test_every_mainland_range_agrees_with_phonenumbers(digits):
+    for spelling in (digits, "+86" + digits, f"+86 {digits[:3]} {digits[3:7]} {digits[7:]}", "0086-" + digits):
+        expected = _by_phonenumbers(spelling, "CN")
+        if expected is None:
+            with pytest.raises(Invalid):
+                normalize_phone(spelling)
+        else:
+            assert normalize_phone(spelling) == expected

@@ -145,6 +145,26 @@ def test_import_writes_contacts_identities_and_tags_and_is_audited_once(db, ws):
     assert imp.content is None
 
 
+def test_imported_contacts_get_the_default_owner_and_the_stored_form_of_every_field(db, ws):
+    from siyu.contacts.staff import create_staff
+
+    oldest = create_staff(db, name="Old hand", actor=ACTOR)
+    create_staff(db, name="Newer", actor=ACTOR)
+    content = ("姓名,手机号,邮箱,性别,生日,城市\n"
+               "王五,+86 138-0013-8001,Wang@Example.com,男,1990/5/1,广州\n").encode()
+
+    imp = _run(db, content)
+
+    assert (imp.created_count, imp.error_count) == (1, 0)
+    contact = db.execute(select(Contact)).scalar_one()
+    assert contact.owner_id == oldest.id
+    assert (contact.name, contact.phone, contact.email, contact.gender, contact.city) == (
+        "王五", "+8613800138001", "wang@example.com", "male", "广州")
+    assert contact.birthday.isoformat() == "1990-05-01"
+    assert (contact.attributes, contact.stage, contact.do_not_contact) == ({}, "new", False)
+    assert contact.created_at is not None
+
+
 def test_one_bad_row_is_reported_with_its_column_and_the_rest_is_imported(db, ws):
     content = ("name,phone,email,birthday\n"
                "Ana,13800138000,ana@example.com,1990-01-02\n"

@@ -8,6 +8,7 @@ as `custom:<name>` (a member number, a loyalty card).
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -60,9 +61,39 @@ def event_identity_type(type: str) -> str:
     return CUSTOM_PREFIX + name
 
 
+def _mainland_mobile() -> re.Pattern[str]:
+    # The mobile pattern of phonenumbers' own metadata for CN, so the fast path below can't drift from it
+    # when the library learns new number ranges.
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    assert metadata is not None
+    assert metadata.mobile is not None
+    return re.compile(f"(?:{metadata.mobile.national_number_pattern})")
+
+
+_MAINLAND_MOBILE = _mainland_mobile()
+# "13800000000", "+86 138 0000 0000", "0086-138-0000-0000": an optional +86/0086, then 11 digits with
+# spaces or hyphens only between groups. Other spellings take phonenumbers' general path.
+_MAINLAND_SPELLING = re.compile(r"(?:(?:\+|00)86[ -]?)?(1\d{2}(?:[ -]?\d){8})")
+
+
 def normalize_phone(value: str, *, region: str = "CN") -> str:
     """E.164 for a phone number written any usual way; a number without +country is read in `region`."""
     raw = (value or "").strip()
+    # Imports of a million rows are mostly mainland mobiles: a regex over phonenumbers' own mobile
+    # pattern gives the same E.164 at a fraction of the cost (tests/contacts/test_identities.py proves
+    # the two agree). Numbers with +86 are CN whatever the region; bare ones only when read in CN.
+    match = _MAINLAND_SPELLING.fullmatch(raw)
+    if match is not None and (region == "CN" or raw[:1] in "+0"):
+        digits = match[1].replace(" ", "").replace("-", "")
+        if _MAINLAND_MOBILE.fullmatch(digits):
+            return "+86" + digits
+    return _parse_phone(value or "", region)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_phone(value: str, region: str) -> str:
+    # Cached: a file repeats its landlines and switchboard numbers (an invalid value raises anew).
+    raw = value.strip()
     if raw.startswith("00"):
         raw = "+" + raw[2:]
     try:

@@ -18,14 +18,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from siyu.contacts import import_sql
 from siyu.contacts.import_mapping import RowInput, column_of
-from siyu.contacts.models import AttributeDefinition, Contact, ContactTag, Identity, Tag, TagGroup
-from siyu.contacts.service import lookup_identities, upsert_contact, validate_fields
+from siyu.contacts.models import AttributeDefinition, Contact, Tag, TagGroup
+from siyu.contacts.service import any_of, lookup_identities, upsert_contact, validate_fields
+from siyu.contacts.staff import default_owner_id
 from siyu.core import clock
 from siyu.core.errors import Invalid, SiyuError
 from siyu.core.events import record_events
@@ -34,6 +36,7 @@ from siyu.core.tenancy import bound_workspace
 Pair = tuple[str, str]
 SOURCE = "import"
 CREATED, UPDATED, ERROR = "created", "updated", "error"
+Event = dict[str, Any]  # an item for `record_events`
 
 
 class _Raced(Exception):
@@ -159,47 +162,24 @@ def _tag_ids(session: Session, names: set[tuple[str, str]]) -> dict[tuple[str, s
     return {(group_of[g], n): i for g, n, i in found if (group_of[g], n) in names}
 
 
-def _tag_contacts(session: Session, pairs: set[tuple[int, int]], tag_names: Mapping[int, str]) -> None:
-    """Put tags on contacts (pairs already there stay), with a `tag.added` event for each new one."""
+def _tag_contacts(session: Session, pairs: set[tuple[int, int]], tag_names: Mapping[int, str]) -> list[Event]:
+    """Put tags on contacts (pairs already there stay); a `tag.added` event for each new one, to record."""
     if not pairs:
-        return
-    workspace_id = _workspace(session)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    now = clock.now()
-    rows = [{"workspace_id": workspace_id, "contact_id": c, "tag_id": t, "source": SOURCE, "created_at": now}
-            for c, t in sorted(pairs)]
-    # Rows as parameters (one cached statement, batched by the driver), not a VALUES list compiled anew.
-    stmt = (dialect.insert(ContactTag.__table__)
-            .on_conflict_do_nothing(index_elements=["workspace_id", "contact_id", "tag_id"])
-            .returning(ContactTag.contact_id, ContactTag.tag_id))
-    added = session.execute(stmt, rows).all()
-    _events(session, [
-        {"type": "tag.added", "contact_id": int(c),
-         "properties": {"tag_id": int(t), "tag": tag_names[int(t)], "source": SOURCE}}
+        return []
+    added = import_sql.insert_contact_tags(session, _workspace(session), sorted(pairs), source=SOURCE,
+                                           now=clock.now())
+    return [
+        {"type": "tag.added", "contact_id": c, "properties": {"tag_id": t, "tag": tag_names[t], "source": SOURCE}}
         for c, t in added
-    ])
+    ]
 
 
 def _insert_identities(session: Session, rows: Sequence[tuple[int, str, str]]) -> int:
-    """Insert (contact id, type, value) rows, skipping pairs already taken; how many were stored.
-
-    `service.insert_identities` in the shape a chunk needs: the rows as parameters of one cached
-    statement rather than a VALUES list compiled for each chunk, in the same lock order.
-    """
-    if not rows:
-        return 0
-    workspace_id = _workspace(session)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    now = clock.now()
-    values = [{"workspace_id": workspace_id, "contact_id": c, "type": t, "value": v, "created_at": now}
-              for c, t, v in sorted(rows, key=lambda r: (r[1], r[2]))]
-    stmt = (dialect.insert(Identity.__table__)
-            .on_conflict_do_nothing(index_elements=["workspace_id", "type", "value"])
-            .returning(Identity.__table__.c.id))
-    return len(session.execute(stmt, values).all())
+    """Insert (contact id, type, value) rows, skipping pairs already taken; how many were stored."""
+    return import_sql.insert_identities(session, _workspace(session), rows, now=clock.now())
 
 
-def _events(session: Session, items: list[dict[str, Any]]) -> None:
+def _events(session: Session, items: list[Event]) -> None:
     if items:
         outcome = record_events(session, items, source="contacts")
         if outcome.errors:
@@ -208,8 +188,9 @@ def _events(session: Session, items: list[dict[str, Any]]) -> None:
 
 def _bulk(
     session: Session, rows: list[RowInput], ctx: ChunkContext, result: ChunkResult, start: int
-) -> list[list[RowInput]]:
-    """Write the plain groups in bulk; the groups left for `upsert_contact` (several contacts found).
+) -> tuple[list[list[RowInput]], list[Event]]:
+    """Write the plain groups in bulk; the groups left for `upsert_contact` (several contacts found),
+    and the events of what was written, for the caller to record with the chunk's others in one batch.
 
     In a dry run, earlier chunks were rolled back: a group naming a person an earlier chunk's row
     named (`earliest` before `start`) is counted as an update, as the real run would do, and not written.
@@ -234,7 +215,7 @@ def _bulk(
             new.append((group, {}))
 
     # New people: one INSERT for the contacts, one for their identities.
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     if new:
         values = []
         for group, _ in new:
@@ -246,10 +227,11 @@ def _bulk(
                         fields[kind] = value
                 _fill(fields, row.fields, overwrite=ctx.overwrite)
                 _fill(attributes, row.attributes, overwrite=ctx.overwrite)
-            values.append({"workspace_id": workspace_id, **fields, "attributes": attributes})
-        inserted = session.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), values)
+            values.append({**fields, "attributes": attributes})
+        new_ids = import_sql.insert_contacts(session, workspace_id, values, owner_id=default_owner_id(session),
+                                         now=clock.now())
         identity_rows = []
-        for (group, _), contact_id in zip(new, inserted.scalars().all(), strict=True):
+        for (group, _), contact_id in zip(new, new_ids, strict=True):
             pairs = list(dict.fromkeys(p for row in group for p in row.pairs))
             identity_rows += [(contact_id, kind, value) for kind, value in pairs]
             for i, row in enumerate(group):
@@ -262,7 +244,8 @@ def _bulk(
 
     # Known people: fill their fields, add the identities they lack.
     if existing:
-        contacts = {c.id: c for c in session.execute(select(Contact).where(Contact.id.in_(existing))).scalars()}
+        found_contacts = select(Contact).where(any_of(session, Contact.id, list(existing)))
+        contacts = {c.id: c for c in session.execute(found_contacts).scalars()}
         missing_rows: list[tuple[int, str, str]] = []
         for contact_id, contact_groups in existing.items():
             contact = contacts.get(contact_id)
@@ -299,8 +282,7 @@ def _bulk(
     for group in remembered:
         for row in group:
             result.outcomes[row.row] = UPDATED
-    _events(session, events)
-    return slow
+    return slow, events
 
 
 def _upsert_rows(session: Session, rows: Sequence[RowInput], ctx: ChunkContext, result: ChunkResult) -> None:
@@ -322,12 +304,12 @@ def _upsert_rows(session: Session, rows: Sequence[RowInput], ctx: ChunkContext, 
         row.contact_id = contact.id
 
 
-def _apply_tags(session: Session, rows: Sequence[RowInput], result: ChunkResult) -> None:
+def _apply_tags(session: Session, rows: Sequence[RowInput], result: ChunkResult) -> list[Event]:
     tagged = [r for r in rows if r.tags and result.outcomes.get(r.row) in (CREATED, UPDATED)
               and r.contact_id is not None]
     ids = _tag_ids(session, {t for r in tagged for t in r.tags})
     pairs = {(r.contact_id, ids[t]) for r in tagged if r.contact_id is not None for t in r.tags}
-    _tag_contacts(session, pairs, {i: name for (_, name), i in ids.items()})
+    return _tag_contacts(session, pairs, {i: name for (_, name), i in ids.items()})
 
 
 def write_rows(session: Session, rows: Sequence[RowInput], ctx: ChunkContext) -> ChunkResult:
@@ -340,14 +322,15 @@ def write_rows(session: Session, rows: Sequence[RowInput], ctx: ChunkContext) ->
     try:
         with session.begin_nested():
             attempt = ChunkResult(outcomes=dict(result.outcomes), errors=list(result.errors))
-            slow = _bulk(session, good, ctx, attempt, start)
+            slow, events = _bulk(session, good, ctx, attempt, start)
             _upsert_rows(session, [row for group in slow for row in group], ctx, attempt)
-            _apply_tags(session, good, attempt)
+            # One batch of events per chunk: each call checks its contacts and stages its rows once.
+            _events(session, events + _apply_tags(session, good, attempt))
         result = attempt
     except (_Raced, DBAPIError):
         # Someone else wrote one of these people meanwhile, or the database refused a row the checks
         # let through: row by row, so only the row at fault is refused.
         _upsert_rows(session, good, ctx, result)
-        _apply_tags(session, good, result)
+        _events(session, _apply_tags(session, good, result))
     result.errors.sort(key=lambda e: e["row"])
     return result

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from siyu.contacts import import_sql
 from siyu.contacts.import_files import RowProblem, Table, open_table
 from siyu.contacts.import_mapping import (
     IGNORE,
@@ -49,7 +50,9 @@ from siyu.core.tenancy import bind_workspace, bound_workspace, get_scoped
 from siyu.settings import get_settings
 
 IMPORT_JOB = "contacts.import"
-CHUNK_ROWS = 500
+# Rows per transaction: big enough that a chunk's few statements carry many rows, small enough that a
+# worker job stays short and a crash repeats little.
+CHUNK_ROWS = 2000
 MAX_KEPT_ERRORS = 1000
 PREVIEW_ROWS = 20
 MAX_ATTEMPTS = 5
@@ -272,6 +275,8 @@ def _count(session: Session, imp: ContactImport, result: ChunkResult, rows: int)
     if room > 0 and result.errors:
         imp.errors = [*(imp.errors or []), *result.errors[:room]]
     imp.processed_rows += rows
+    if not imp.dry_run:
+        import_sql.keep_statistics(session, imp.created_count, imp.created_count + result.created)
     imp.created_count += result.created
     imp.updated_count += result.updated
     imp.error_count += sum(1 for o in result.outcomes.values() if o == ERROR)

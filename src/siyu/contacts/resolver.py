@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from siyu.contacts.identities import event_identity_type, normalize_identity
 from siyu.contacts.models import Contact
-from siyu.contacts.service import insert_identities, lookup_identities
+from siyu.contacts.service import any_of, insert_identities, lookup_identities
 from siyu.contacts.staff import default_owner_id
 from siyu.core.errors import Invalid
 from siyu.core.events import PersonError, PersonRef, record_events, register_person_resolver
@@ -31,7 +31,8 @@ def resolve_people(session: Session, refs: Sequence[PersonRef]) -> list[int | Pe
     wanted_ids = {r.contact_id for r in refs if r.contact_id is not None}
     known_ids: set[int] = set()
     if wanted_ids:
-        known_ids = set(session.execute(select(Contact.id).where(Contact.id.in_(wanted_ids))).scalars())
+        stmt = select(Contact.id).where(any_of(session, Contact.id, list(wanted_ids)))
+        known_ids = set(session.execute(stmt).scalars())
     pair_of: dict[int, Pair] = {}
     for i, ref in enumerate(refs):
         if ref.contact_id is not None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, any_, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,7 @@ from siyu.contacts.models import Contact, ContactSettings, ContactTag, Identity,
 from siyu.contacts.staff import default_owner_id
 from siyu.core import audit
 from siyu.core.audit import Actor
+from siyu.core.db import is_postgres
 from siyu.core.errors import Conflict, Invalid, NotFound
 from siyu.core.events import list_events, record_event
 from siyu.core.models import Event
@@ -67,6 +68,7 @@ __all__ = [
     "accept_merge_proposal",
     "add_identity",
     "add_note",
+    "any_of",
     "contact_permission",
     "create_attribute_definition",
     "create_contact",
@@ -262,18 +264,40 @@ def _field_pairs(fields: Mapping[str, Any]) -> list[Pair]:
     return [(key, fields[key]) for key in ("phone", "email") if fields.get(key)]
 
 
+def any_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values` as each engine takes a long list best: one array on PostgreSQL.
+
+    An IN list of a thousand parameters is a new statement for every length, which the driver parses
+    and the server plans each time; `= ANY(array)` is one statement whatever the count.
+    """
+    if is_postgres(session):
+        return cast(ColumnElement[bool], column == any_(literal(list(values), postgresql.ARRAY(column.type))))
+    return cast(ColumnElement[bool], column.in_(values))
+
+
+# SQLite refuses a statement with more than 32,766 parameters.
+_SQLITE_BATCH = 10_000
+
+
 def lookup_identities(session: Session, pairs: Sequence[Pair]) -> dict[Pair, int]:
     """(type, value) -> contact id for the pairs the workspace knows, in one query."""
     if not pairs:
         return {}
     by_type: dict[str, list[str]] = {}
-    for kind, value in pairs:
+    for kind, value in dict.fromkeys(pairs):
         by_type.setdefault(kind, []).append(value)
-    condition = or_(*(
-        (Identity.type == kind) & Identity.value.in_(values) for kind, values in by_type.items()
-    ))
-    rows = session.execute(select(Identity.type, Identity.value, Identity.contact_id).where(condition))
-    return {(kind, value): contact_id for kind, value, contact_id in rows}
+    batches = [by_type] if is_postgres(session) else [
+        {kind: values[i:i + _SQLITE_BATCH]} for kind, values in by_type.items()
+        for i in range(0, len(values), _SQLITE_BATCH)
+    ]
+    found: dict[Pair, int] = {}
+    for batch in batches:
+        condition = or_(*(
+            (Identity.type == kind) & any_of(session, Identity.value, values) for kind, values in batch.items()
+        ))
+        rows = session.execute(select(Identity.type, Identity.value, Identity.contact_id).where(condition))
+        found.update({(kind, value): contact_id for kind, value, contact_id in rows})
+    return found
 
 
 def insert_identities(session: Session, rows: Sequence[tuple[int, str, str]]) -> set[Pair]:
