@@ -7,7 +7,17 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from siyu import demo
-from siyu.contacts.models import Contact, ContactTag, Identity, StaffMember, TagGroup, TagRule
+from siyu.contacts import demo as demo_contacts
+from siyu.contacts.models import (
+    Contact,
+    ContactTag,
+    Identity,
+    Segment,
+    SegmentMember,
+    StaffMember,
+    TagGroup,
+    TagRule,
+)
 from siyu.core.audit import Actor
 from siyu.core.db import session_scope
 from siyu.core.models import Event
@@ -37,6 +47,8 @@ def _snapshot(workspace_id: int) -> dict[str, object]:
             "rules": s.execute(select(func.count()).select_from(TagRule)).scalar(),
             "tagged": s.execute(select(func.count(ContactTag.contact_id.distinct()))).scalar(),
             "tag_pairs": s.execute(select(func.count()).select_from(ContactTag)).scalar(),
+            "segments": dict(s.execute(select(Segment.name, Segment.member_count).order_by(Segment.name)).all()),
+            "members": s.execute(select(func.count()).select_from(SegmentMember)).scalar(),
         }
 
 
@@ -57,4 +69,7 @@ def test_the_demo_gives_every_shopper_a_contact_owner_tags_and_stage_and_repeats
     assert once["buyers_scored"]
     assert {"customer", "repeat"} & set(once["stages"])
     assert len(once["stages"]) >= 3
+    # The rule reference's examples, refreshed: counts match the membership table and someone is in one.
+    assert set(once["segments"]) == {name for name, _ in demo_contacts.SEGMENTS}
+    assert sum(once["segments"].values()) == once["members"] > 0
     assert twice == once

@@ -17,9 +17,9 @@ from rich.progress import Progress
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from siyu.contacts import lifecycle, tag_rules, tags
+from siyu.contacts import lifecycle, segments, tag_rules, tags
 from siyu.contacts import staff as staff_service
-from siyu.contacts.models import Contact, ContactTag, Identity, StaffMember, Tag, TagGroup, TagRule
+from siyu.contacts.models import Contact, ContactTag, Identity, Segment, StaffMember, Tag, TagGroup, TagRule
 from siyu.core.audit import Actor
 from siyu.core.models import Event, User, Workspace
 
@@ -80,6 +80,33 @@ def _rules(session: Session, by_name: dict[str, Tag]) -> None:
                 "name": name, "trigger": "event", "config": {"event_type": event_type, "conditions": conditions},
                 "add_tag_ids": [by_name[tag_name].id],
             }, actor=ACTOR)
+
+
+# The segments the rule reference teaches (docs/segment-rules.md), ready in the demo's builder.
+SEGMENTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("沉默客户 Silent customers", {"all": [
+        {"event": "*", "op": "at_least", "count": 1},
+        {"event": "*", "op": "none", "within_days": 30},
+    ]}),
+    ("潜在客户 Potential customers", {"all": [
+        {"any": [{"field": "stage", "op": "eq", "value": "engaged"},
+                 {"event": "*", "op": "at_least", "count": 1, "within_days": 90}]},
+        {"event": "order.paid", "op": "none"},
+    ]}),
+    ("高价值复购 High-value repeat buyers", {"all": [
+        {"field": "stage", "op": "eq", "value": "repeat"},
+        {"event": "order.paid", "aggregate": "sum", "property": "amount", "op": "gte", "value": 30000,
+         "within_days": 90},
+    ]}),
+)
+
+
+def _segments(session: Session) -> None:
+    existing = set(session.execute(select(Segment.name)).scalars())
+    for name, rule in SEGMENTS:
+        if name not in existing:
+            segment = segments.create_segment(session, name=name, kind="dynamic", rule=rule, actor=ACTOR)
+            segments.refresh_segment(session, segment)
 
 
 def _contacts_for_unresolved_identities(session: Session, workspace: Workspace) -> int:
@@ -197,7 +224,7 @@ def _stage_tags(session: Session, by_name: dict[str, Tag]) -> None:
 
 
 def add_demo_contacts(session: Session, workspace: Workspace, rng: random.Random, progress: Progress) -> None:
-    """Staff, tags and rules, a contact per shopper with an owner and tags, then stages and RFM."""
+    """Staff, tags and rules, a contact per shopper with an owner and tags, stages and RFM, example segments."""
     task = progress.add_task("contacts", total=6)
     staff = _staff(session)
     by_name: dict[str, Tag] = {}
@@ -218,4 +245,5 @@ def add_demo_contacts(session: Session, workspace: Workspace, rng: random.Random
     lifecycle.ensure_daily_refresh(session)
     progress.advance(task)
     _stage_tags(session, by_name)
+    _segments(session)
     progress.advance(task)
