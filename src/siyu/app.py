@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from siyu import __version__
 from siyu.core.errors import SiyuError
+from siyu.core.schemas import NUL_REFUSED
 from siyu.settings import get_settings
 
 # (module, attribute) of every REST router, mounted under /api/v1; later modules add theirs here.
@@ -133,7 +134,7 @@ class RefuseNulQuery:
         if b"%00" in raw:
             for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
                 if "\x00" in key or "\x00" in value:
-                    response = _error(422, "invalid", "text may not contain NUL characters", key.strip("\x00") or None)
+                    response = _error(422, "invalid", NUL_REFUSED, key.strip("\x00") or None)
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)

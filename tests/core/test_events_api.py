@@ -295,7 +295,7 @@ def test_nul_characters_and_non_object_bodies_are_refused(client, db, make_works
 
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == 1
-    assert [e["index"] for e in r.json()["errors"]] == [0, 2]
+    assert [(e["index"], e["field"]) for e in r.json()["errors"]] == [(0, "properties.path"), (2, "identity.value")]
     assert not_object.status_code == 422
     assert not_object.json()["error"]["field"] == "body"
     assert stored(db, ws.id) == 1

@@ -52,6 +52,7 @@ from siyu.core.event_input import (
 from siyu.core.event_schemas import register_event_schema, schema_for
 from siyu.core.models import Event
 from siyu.core.pagination import page
+from siyu.core.schemas import NUL_REFUSED, nul_path
 from siyu.core.tenancy import bind_workspace, bound_workspace, get_scoped
 
 __all__ = [
@@ -438,16 +439,6 @@ def _check_source(source: str) -> None:
         raise Invalid("source is 1 to 40 characters", field="source")
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
 def _record(
     session: Session, parsed: list[Any], source: str, *, maybe_nul: bool, with_ids: bool = True
 ) -> BatchResult:
@@ -463,11 +454,9 @@ def _record(
         if isinstance(value, ValidationError):
             errors.append(_error_of(index, value))
             continue
-        if maybe_nul and _has_nul(value):
+        if maybe_nul and (where := nul_path(value)) is not None:
             # PostgreSQL stores no NUL in text or jsonb; refused on every engine so both behave alike.
-            errors.append(
-                ItemError(index, "invalid", "text may not contain the NUL character (\\u0000)", None)
-            )
+            errors.append(ItemError(index, "invalid", NUL_REFUSED, where or None))
             continue
         occurred = value.get("occurred_at")
         if occurred is not None:

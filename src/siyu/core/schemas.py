@@ -12,6 +12,9 @@ from siyu.core.errors import Invalid
 T = TypeVar("T")
 
 
+NUL_REFUSED = "text may not contain NUL characters"
+
+
 def nul_path(value: Any, path: str = "") -> str | None:
     """Where a NUL character hides in a decoded JSON value (PostgreSQL text can't hold one), or None."""
     if isinstance(value, str):
@@ -40,7 +43,7 @@ class Strict(BaseModel):
     def _refuse_nul(cls, data: Any) -> Any:
         where = nul_path(data)
         if where is not None:
-            raise Invalid("text may not contain NUL characters", field=where or None)
+            raise Invalid(NUL_REFUSED, field=where or None)
         return data
 
 
