@@ -120,7 +120,7 @@ def test_rfm_scores_are_quintiles_among_buyers(db, ws):
     assert scores[5] == (None, None, None)
 
 
-def test_a_batch_of_orders_refreshes_its_buyers_in_one_job_and_queues_the_daily_run(db, ws):
+def test_a_batch_of_orders_refreshes_its_buyers_in_one_job(db, ws):
     a, b, browser = add_contacts(db, ws.id, 3)
     events.record_events(db, [paid(a, "o1", 5000, 0), paid(b, "o2", 3000, 0), paid(a, "o3", 1000, 0),
                               visit(browser, 0)])
@@ -138,12 +138,6 @@ def test_a_batch_of_orders_refreshes_its_buyers_in_one_job_and_queues_the_daily_
     assert (contact(db, a).stage, contact(db, a).order_count) == ("repeat", 2)
     assert (contact(db, b).stage, contact(db, b).order_count) == ("customer", 1)
     assert contact(db, browser).order_count == 0
-    bind_workspace(db, None)
-    refreshes = db.execute(select(Job).where(Job.kind == lifecycle.REFRESH)).scalars().all()
-    daily = next(j for j in refreshes if j.payload.get("daily"))
-    # 03:00 in Shanghai the next day: 19:00 UTC.
-    assert daily.run_at == datetime(2026, 12, 1, 19, 0, tzinfo=UTC)
-    assert daily.idempotency_key == f"{ws.id}:2026-12-02"
 
 
 def test_the_daily_job_refreshes_everyone_and_queues_tomorrow(db, ws):

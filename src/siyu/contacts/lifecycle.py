@@ -442,7 +442,7 @@ def _on_orders(session: Session, workspace_id: int, batch: StoredBatch) -> None:
     buyers = batch.contacts_of(ORDER_TYPES)
     if not buyers:
         return
-    ensure_daily_refresh(session)
+    # The nightly refresh is not checked here: it started with the workspace's first contact.created.
     jobs.enqueue(session, REFRESH, f"{workspace_id}:orders:{uuid4().hex}", {"contact_ids": sorted(buyers)})
 
 
