@@ -13,7 +13,7 @@ from siyu.console.nav import N_
 from siyu.console.shell import Console, ConsoleRoute, checked_form, current, explain, is_htmx, redirect
 from siyu.contacts import service
 from siyu.contacts.models import Contact, ContactTag, StaffMember, Tag
-from siyu.core.errors import SiyuError
+from siyu.core.errors import Forbidden, SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 ConsoleDep = Annotated[Console, Depends(current)]
@@ -48,6 +48,18 @@ FLASHES = {
     "contacts_dnc": N_("Do-not-contact updated."),
     "merged": N_("Contacts merged."),
 }
+
+
+def can_manage(console: Console) -> bool:
+    """Owners, admins and operators shape the contact base (staff, rules, settings); staff work their own contacts."""
+    return console.can("contacts", "write") and console.role != "staff"
+
+
+def require_manager(console: Console) -> None:
+    """Refuse a change to how the contact base is run unless `can_manage`."""
+    console.auth.require("contacts", "write")
+    if console.role == "staff":
+        raise Forbidden("only owners, admins and operators change this", field=None)
 
 
 def _text(form: FormData, name: str) -> str:

@@ -11,9 +11,9 @@ from starlette.datastructures import FormData
 from siyu.console.nav import N_
 from siyu.console.shell import FLASHES, Console, ConsoleRoute, checked_form, current, redirect
 from siyu.contacts import lifecycle, lifecycle_overview
-from siyu.contacts.views import STAGE_NAMES
+from siyu.contacts.views import STAGE_NAMES, can_manage, require_manager
 from siyu.contacts.views_tags import EXPLAINED, explain_here
-from siyu.core.errors import Forbidden, SiyuError
+from siyu.core.errors import SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 ConsoleDep = Annotated[Console, Depends(current)]
@@ -39,13 +39,6 @@ EXPLAINED.update({
 })
 
 
-def _manage(console: Console) -> None:
-    # The rules shape every contact's stage: staff write their own contacts, not the workspace's rules.
-    console.auth.require("contacts", "write")
-    if console.role == "staff":
-        raise Forbidden("only owners, admins and operators change lifecycle rules", field=None)
-
-
 def _page(console: Console, *, errors: dict[str, str] | None = None, values: dict[str, Any] | None = None,
           status: int = 200) -> Response:
     db = console.db
@@ -69,7 +62,7 @@ def _page(console: Console, *, errors: dict[str, str] | None = None, values: dic
         rfm_names=RFM_NAMES,
         scores=lifecycle_overview.SCORES,
         state=lifecycle_overview.refresh_state(db),
-        editable=console.can("contacts", "write") and console.role != "staff",
+        editable=can_manage(console),
         errors=errors or {},
     )
 
@@ -89,7 +82,7 @@ def _number(text: str) -> int | str:
 @router.post("/console/lifecycle")
 def save_rules(console: ConsoleDep, form: FormDep) -> Response:
     """Save the stage thresholds; a refused value re-renders the form with its error and changes nothing."""
-    _manage(console)
+    require_manager(console)
     values = {k: str(form.get(k) or "").strip() for k in lifecycle.DEFAULT_RULES}
     try:
         with console.db.begin_nested():
@@ -103,6 +96,6 @@ def save_rules(console: ConsoleDep, form: FormDep) -> Response:
 @router.post("/console/lifecycle/refresh")
 def refresh(console: ConsoleDep, form: FormDep) -> Response:
     """Queue a refresh of every contact's stage and RFM scores."""
-    _manage(console)
+    require_manager(console)
     queued = lifecycle_overview.refresh_now(console.db, actor=console.actor)
     return redirect("/console/lifecycle", flash="lifecycle_queued" if queued else "lifecycle_waiting")

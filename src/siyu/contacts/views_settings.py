@@ -12,8 +12,9 @@ from siyu.console.nav import N_
 from siyu.console.shell import FLASHES, Console, ConsoleRoute, checked_form, current, redirect
 from siyu.contacts import service
 from siyu.contacts.identities import IDENTITY_TYPES
+from siyu.contacts.views import can_manage, require_manager
 from siyu.contacts.views_tags import EXPLAINED, explain_here
-from siyu.core.errors import Forbidden, SiyuError
+from siyu.core.errors import SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 ConsoleDep = Annotated[Console, Depends(current)]
@@ -43,7 +44,7 @@ def _page(console: Console, *, errors: dict[str, str] | None = None, minutes: st
         identity_names=IDENTITY_NAMES,
         keys=keys if keys is not None else list(settings.one_person_keys),
         minutes=minutes if minutes is not None else str(settings.segment_refresh_minutes),
-        editable=console.can("contacts", "write") and console.role != "staff",
+        editable=can_manage(console),
         errors=errors or {},
     )
 
@@ -58,9 +59,7 @@ def settings_page(console: ConsoleDep) -> Response:
 @router.post("/console/contact-settings")
 def save_settings(console: ConsoleDep, form: FormDep) -> Response:
     """Save the settings; a refused value re-renders the form with its error and changes nothing."""
-    console.auth.require("contacts", "write")
-    if console.role == "staff":
-        raise Forbidden("only owners, admins and operators change contact settings", field=None)
+    require_manager(console)
     keys = [k for k in form.getlist("one_person_keys") if isinstance(k, str) and k in IDENTITY_TYPES]
     minutes = str(form.get("segment_refresh_minutes") or "").strip()
     try:

@@ -11,9 +11,10 @@ from starlette.datastructures import FormData
 from siyu.console.nav import N_
 from siyu.console.shell import FLASHES, Console, ConsoleRoute, checked_form, current, redirect
 from siyu.contacts import staff as staff_service
+from siyu.contacts.views import can_manage, require_manager
 from siyu.contacts.views_tags import EXPLAINED, explain_here
 from siyu.core import workspaces
-from siyu.core.errors import Forbidden, SiyuError
+from siyu.core.errors import SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 ConsoleDep = Annotated[Console, Depends(current)]
@@ -43,13 +44,6 @@ def _text(form: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _manage(console: Console) -> None:
-    # Staff may write their own contacts, not decide who works here or who owns whom.
-    console.auth.require("contacts", "write")
-    if console.role == "staff":
-        raise Forbidden("only owners, admins and operators manage staff", field=None)
-
-
 def _page(console: Console, *, errors: dict[str, str] | None = None, values: dict[str, Any] | None = None,
           status: int = 200) -> Response:
     db = console.db
@@ -66,7 +60,7 @@ def _page(console: Console, *, errors: dict[str, str] | None = None, values: dic
         user_names={u.id: u.name for _m, u in members},
         handovers=handovers,
         reason_names=REASON_NAMES,
-        editable=console.can("contacts", "write") and console.role != "staff",
+        editable=can_manage(console),
         errors=errors or {},
         values=values or {},
     )
@@ -82,7 +76,7 @@ def staff_page(console: ConsoleDep) -> Response:
 @router.post("/console/staff")
 def create_staff(console: ConsoleDep, form: FormDep) -> Response:
     """Add a staff member."""
-    _manage(console)
+    require_manager(console)
     values = {k: _text(form, k) for k in ("name", "user_id", "wecom_userid")}
     try:
         with console.db.begin_nested():
@@ -99,7 +93,7 @@ def create_staff(console: ConsoleDep, form: FormDep) -> Response:
 @router.post("/console/staff/{staff_id}/active")
 def toggle_active(staff_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Deactivate (once their contacts are handed over) or reactivate a staff member."""
-    _manage(console)
+    require_manager(console)
     member = staff_service.get_staff(console.db, staff_id)
     try:
         with console.db.begin_nested():
@@ -114,7 +108,7 @@ def toggle_active(staff_id: int, console: ConsoleDep, form: FormDep) -> Response
 @router.post("/console/staff/handover")
 def hand_over(console: ConsoleDep, form: FormDep) -> Response:
     """Move all of one staff member's contacts to another, with a record."""
-    _manage(console)
+    require_manager(console)
     values = {k: _text(form, k) for k in ("from_staff_id", "to_staff_id", "reason")}
     try:
         with console.db.begin_nested():
