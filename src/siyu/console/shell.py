@@ -6,7 +6,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
@@ -370,3 +370,7 @@ class ConsoleRoute(APIRoute):
 
         return run
 
+
+# What every console page takes: the signed-in person's console, and a form whose CSRF token was checked.
+ConsoleDep = Annotated[Console, Depends(current)]
+FormDep = Annotated[FormData, Depends(checked_form)]

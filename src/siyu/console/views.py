@@ -19,11 +19,11 @@ from siyu.console.shell import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     Console,
+    ConsoleDep,
     ConsoleRoute,
     CsrfRefused,
-    checked_form,
+    FormDep,
     console_db,
-    current,
     explain,
     is_htmx,
     redirect,
@@ -39,8 +39,6 @@ from siyu.core.tenancy import bind_workspace
 from siyu.settings import get_settings
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ConsoleDep = Annotated[Console, Depends(current)]
-FormDep = Annotated[FormData, Depends(checked_form)]
 T = TypeVar("T")
 
 TIMEZONES = sorted(available_timezones())

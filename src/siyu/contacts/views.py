@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
 from siyu.console.nav import N_
-from siyu.console.shell import Console, ConsoleRoute, checked_form, current, explain, is_htmx, redirect
+from siyu.console.shell import (
+    Console,
+    ConsoleDep,
+    ConsoleRoute,
+    FormDep,
+    explain,
+    is_htmx,
+    redirect,
+)
 from siyu.contacts import service
 from siyu.contacts.models import Contact, ContactTag, StaffMember, Tag
 from siyu.core.errors import Forbidden, SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ConsoleDep = Annotated[Console, Depends(current)]
-FormDep = Annotated[FormData, Depends(checked_form)]
 PAGE_SIZE = 50
 TIMELINE_PAGE = 20
 STAGES = ("new", "engaged", "customer", "repeat", "dormant", "churned")

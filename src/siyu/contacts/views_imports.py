@@ -6,15 +6,15 @@ import csv
 import io
 import tempfile
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 from starlette.datastructures import FormData, UploadFile
 
 from siyu.console.nav import N_
-from siyu.console.shell import Console, ConsoleRoute, checked_form, current, explain, redirect
+from siyu.console.shell import Console, ConsoleDep, ConsoleRoute, FormDep, explain, redirect
 from siyu.contacts import exports, imports
 from siyu.contacts.import_mapping import IGNORE, TAGS
 from siyu.contacts.models import ContactImport, Segment, TagGroup
@@ -23,8 +23,6 @@ from siyu.core.errors import Invalid, SiyuError
 from siyu.settings import get_settings
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ConsoleDep = Annotated[Console, Depends(current)]
-FormDep = Annotated[FormData, Depends(checked_form)]
 # Rows the wizard's dry run checks before the import starts (the import itself checks every row).
 CHECK_ROWS = 1000
 SHOWN_ROWS = 10

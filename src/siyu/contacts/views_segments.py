@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.datastructures import FormData, UploadFile
 
 from siyu.console.nav import N_
-from siyu.console.shell import FLASHES, Console, ConsoleRoute, checked_form, current, explain, redirect
+from siyu.console.shell import (
+    FLASHES,
+    Console,
+    ConsoleDep,
+    ConsoleRoute,
+    FormDep,
+    explain,
+    redirect,
+)
 from siyu.contacts import segments
 from siyu.contacts import service as contacts_service
 from siyu.contacts.models import AttributeDefinition, Segment, Tag, TagGroup
@@ -19,8 +27,6 @@ from siyu.contacts.segment_rules import CONSENT_CHANNELS, FIELDS, IDENTITY_TYPES
 from siyu.core.errors import Invalid, SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ConsoleDep = Annotated[Console, Depends(current)]
-FormDep = Annotated[FormData, Depends(checked_form)]
 EMPTY_RULE: dict[str, Any] = {"all": []}
 # Event types the builder offers first; any other type can be typed in.
 COMMON_EVENTS = ("order.paid", "order.refunded", "page.viewed", "message.clicked", "coupon.redeemed")

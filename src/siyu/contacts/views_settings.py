@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
-from starlette.datastructures import FormData
 
 from siyu.console.nav import N_
-from siyu.console.shell import FLASHES, Console, ConsoleRoute, checked_form, current, redirect
+from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, redirect
 from siyu.contacts import service
 from siyu.contacts.identities import IDENTITY_TYPES
 from siyu.contacts.views import can_manage, require_manager
@@ -17,8 +14,6 @@ from siyu.contacts.views_tags import EXPLAINED, explain_here
 from siyu.core.errors import SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ConsoleDep = Annotated[Console, Depends(current)]
-FormDep = Annotated[FormData, Depends(checked_form)]
 
 IDENTITY_NAMES = {
     "phone": N_("Phone number"),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from siyu.console.nav import N_
-from siyu.console.shell import FLASHES, Console, ConsoleRoute, checked_form, current, redirect
+from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, redirect
 from siyu.contacts import staff as staff_service
 from siyu.contacts.views import can_manage, require_manager
 from siyu.contacts.views_tags import EXPLAINED, explain_here
@@ -17,8 +17,6 @@ from siyu.core import workspaces
 from siyu.core.errors import SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ConsoleDep = Annotated[Console, Depends(current)]
-FormDep = Annotated[FormData, Depends(checked_form)]
 
 REASON_NAMES = {"leaving": N_("Leaving the company"), "reassignment": N_("Reassignment")}
 FLASHES.update({

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,9 +17,9 @@ from siyu.console.nav import N_
 from siyu.console.shell import (
     FLASHES,
     Console,
+    ConsoleDep,
     ConsoleRoute,
-    checked_form,
-    current,
+    FormDep,
     explain,
     is_htmx,
     redirect,
@@ -30,8 +30,6 @@ from siyu.contacts.models import Segment
 from siyu.core.errors import Invalid, SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ConsoleDep = Annotated[Console, Depends(current)]
-FormDep = Annotated[FormData, Depends(checked_form)]
 T = TypeVar("T")
 
 CONDITION_ROWS = 3
