@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
@@ -189,41 +191,22 @@ class Result:
         return self.events / self.raw_seconds
 
 
-def run(engine_name: str, url: str, raw_insert: Any) -> Result:
-    secret, raw_ws, contact_ids = prepare(url)
-    # Built before the server starts: the keep-alive connection would idle past its timeout meanwhile.
-    batches = [make_batch(n, contact_ids) for n in range(BATCHES + 1)]
-    bodies = [json.dumps({"events": b}).encode() for b in batches]
+@contextmanager
+def served(url: str) -> Iterator[http.client.HTTPConnection]:
+    """One uvicorn process serving siyu on `url`'s database, and a keep-alive connection to it.
+
+    One connection and bodies encoded before the clock starts: the client's own work (building JSON, a
+    client library's request and response models) is not the server's.
+    """
     port = free_port()
-    env = {
-        **os.environ,
-        "SIYU_DATABASE_URL": url,
-        "SIYU_SECRET_KEY": "bench",
-        "SIYU_VAR_DIR": tempfile.mkdtemp(),
-    }
+    env = {**os.environ, "SIYU_DATABASE_URL": url, "SIYU_SECRET_KEY": "bench", "SIYU_VAR_DIR": tempfile.mkdtemp()}
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "siyu.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        cwd=ROOT,
+        [sys.executable, "-m", "uvicorn", "siyu.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        env=env, cwd=ROOT,
     )
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        # One keep-alive connection and bodies encoded before the clock starts: the client's own work
-        # (building JSON, a client library's request and response models) is not the server's.
-        client = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
         # A loaded machine may take a while to import the app: wait up to a minute for it to answer.
         for _ in range(600):
             try:
@@ -235,6 +218,20 @@ def run(engine_name: str, url: str, raw_insert: Any) -> Result:
             except OSError:
                 client.close()
                 time.sleep(0.1)
+        yield client
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(10)
+
+
+def run(engine_name: str, url: str, raw_insert: Any) -> Result:
+    secret, raw_ws, contact_ids = prepare(url)
+    # Built before the server starts: the keep-alive connection would idle past its timeout meanwhile.
+    batches = [make_batch(n, contact_ids) for n in range(BATCHES + 1)]
+    bodies = [json.dumps({"events": b}).encode() for b in batches]
+    with served(url) as client:
+        headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
         # The first batch warms both paths up (imports, statement caches) and is not counted.
         http_s = raw_s = 0.0
         for n, (batch, body) in enumerate(zip(batches, bodies, strict=True)):
@@ -253,11 +250,7 @@ def run(engine_name: str, url: str, raw_insert: Any) -> Result:
             if n:
                 http_s += t1 - t0
                 raw_s += t3 - t2
-        client.close()
         return Result(engine_name, BATCHES * BATCH, http_s, raw_s)
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def bench_sqlite() -> Result:

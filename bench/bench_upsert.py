@@ -15,13 +15,10 @@ Writes docs/benchmarks_upsert.md.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import secrets
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from bench_events import PG_ADMIN, ROOT, free_port, machine
+from bench_events import PG_ADMIN, ROOT, machine, served
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
@@ -92,26 +89,8 @@ def run(engine_name: str, url: str, make_raw: Callable[[int], RawUpsert]) -> Res
     secret, raw_ws = prepare(url)
     raw_upsert = make_raw(raw_ws)
     bodies = [json.dumps(person(n)).encode() for n in range(PEOPLE + 1)]
-    env = {**os.environ, "SIYU_DATABASE_URL": url, "SIYU_SECRET_KEY": "bench", "SIYU_VAR_DIR": tempfile.mkdtemp()}
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "siyu.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=ROOT,
-    )
-    try:
-        client = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    with served(url) as client:
         headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
-        for _ in range(600):
-            try:
-                client.request("GET", "/healthz")
-                health = client.getresponse()
-                health.read()
-                if health.status == 200:
-                    break
-            except OSError:
-                client.close()
-                time.sleep(0.1)
         times = {}
         for phase, expected in (("new", 201), ("again", 200)):
             api_s = raw_s = 0.0
@@ -132,11 +111,7 @@ def run(engine_name: str, url: str, make_raw: Callable[[int], RawUpsert]) -> Res
                     api_s += t1 - t0
                     raw_s += t2 - t1
             times[phase] = (api_s, raw_s)
-        client.close()
         return Result(engine_name, PEOPLE, *times["new"], *times["again"])
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def bench_sqlite() -> Result:
