@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -170,3 +171,35 @@ def page(browser, server: Server) -> Iterator[object]:
     pg = context.new_page()
     yield pg
     context.close()
+
+
+PASSWORD = "correct horse battery"
+
+
+@contextmanager
+def own_workspace(url: str, *, email: str, owner: str, name: str) -> Iterator[tuple[Session, Actor]]:
+    """A workspace of a test's own on the server's database, owned by `email`; committed when the block ends."""
+    from siyu.core import workspaces
+
+    engine = make_engine(url)
+    actor = Actor.cli("e2e")
+    try:
+        with Session(engine) as session:
+            user = workspaces.create_user(session, email=email, name=owner, password=PASSWORD)
+            ws = workspaces.create_workspace(session, actor, name=name, owner=user, locale="en", timezone="UTC")
+            bind_workspace(session, ws.id)
+            yield session, actor
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def sign_in(page, email: str) -> list[str]:
+    """Sign `email` in on the console; the list collects the page's script errors from then on."""
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto("/console/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    return problems

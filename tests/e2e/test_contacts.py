@@ -3,48 +3,31 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.orm import Session
 
-from siyu.core.audit import Actor
-from siyu.core.db import make_engine
-from siyu.core.tenancy import bind_workspace
+from tests.e2e.conftest import own_workspace, sign_in
 
 pytestmark = pytest.mark.e2e
-EMAIL, PASSWORD = "timeline@example.com", "correct horse battery"
+EMAIL = "timeline@example.com"
 
 
 def _seed(url: str) -> None:
     """A workspace of its own with one contact and 25 page views, the newest on /checkout."""
     from siyu.contacts import service
-    from siyu.core import workspaces
     from siyu.core.events import record_event
 
-    engine = make_engine(url)
-    actor = Actor.cli("e2e")
-    with Session(engine) as session:
-        owner = workspaces.create_user(session, email=EMAIL, name="Tim Line", password=PASSWORD)
-        ws = workspaces.create_workspace(session, actor, name="Timeline Tea", owner=owner, locale="en",
-                                         timezone="UTC")
-        bind_workspace(session, ws.id)
+    with own_workspace(url, email=EMAIL, owner="Tim Line", name="Timeline Tea") as (session, actor):
         contact = service.create_contact(session, fields={"name": "Zhou Min", "phone": "13800000070"}, actor=actor)
         for i in range(25):
             path = "/checkout" if i == 24 else f"/tea/{i}"
             record_event(session, type="page.viewed", contact_id=contact.id, properties={"path": path},
                          idempotency_key=f"view-{i}")
-        session.commit()
-    engine.dispose()
 
 
 def test_open_a_profile_and_page_through_its_timeline(page, server):
     from playwright.sync_api import expect
 
     _seed(server.database_url)
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.goto("/console/login")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    problems = sign_in(page, EMAIL)
 
     page.locator(".sidebar").get_by_role("link", name="Contacts").click()
     page.get_by_label("Search").fill("13800000070")
