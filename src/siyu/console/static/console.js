@@ -20,10 +20,11 @@
     });
   }
 
-  function chart() {
-    var el = document.getElementById("events-chart");
-    if (!el || !window.echarts) { return; }
+  // Every `.chart[data-chart]` is a bar chart of {labels, counts} (the dashboard sends days instead of labels);
+  // each page keeps a table or figures beside it that say the same without script.
+  function drawChart(el) {
     var data = JSON.parse(el.dataset.chart);
+    var labels = data.labels || data.days.map(function (d) { return d.slice(5); });
     var styles = getComputedStyle(document.documentElement);
     var accent = styles.getPropertyValue("--accent").trim() || "#0f766e";
     var muted = styles.getPropertyValue("--text-muted").trim() || "#64748b";
@@ -31,26 +32,31 @@
     var instance = window.echarts.init(el, null, { renderer: "canvas" });
     instance.setOption({
       animation: false,
-      grid: { left: 40, right: 16, top: 16, bottom: 28 },
+      grid: { left: 48, right: 16, top: 16, bottom: 28 },
       tooltip: { trigger: "axis" },
       xAxis: {
-        type: "category", data: data.days.map(function (d) { return d.slice(5); }),
+        type: "category", data: labels,
         axisLine: { lineStyle: { color: grid } }, axisTick: { show: false }, axisLabel: { color: muted }
       },
       yAxis: {
         type: "value", minInterval: 1,
         splitLine: { lineStyle: { color: grid } }, axisLabel: { color: muted }
       },
-      series: [{ name: el.dataset.series, type: "bar", data: data.counts, barMaxWidth: 22,
+      series: [{ name: el.dataset.series, type: "bar", data: data.counts, barMaxWidth: 28,
                  itemStyle: { color: accent, borderRadius: [3, 3, 0, 0] } }]
     });
     window.addEventListener("resize", function () { instance.resize(); });
   }
 
+  function charts() {
+    if (!window.echarts) { return; }
+    document.querySelectorAll(".chart[data-chart]").forEach(drawChart);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     autosubmit(document);
     confirmations(document);
-    chart();
+    charts();
   });
 
   // htmx leaves 4xx answers unswapped; show their message where flashes go.
