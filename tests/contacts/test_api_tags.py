@@ -94,3 +94,33 @@ def test_staff_handover_and_lifecycle_through_the_api(client, db, shop):
 def test_reading_needs_a_contacts_scope(client, make_workspace, make_key):
     key = bearer(make_key(make_workspace("Other"), ["events:write"]))
     assert client.get("/api/v1/tags", headers=key).status_code == 403
+
+
+def test_rfm_scores_and_order_figures_reach_the_api(client, db, shop):
+    from siyu.contacts import lifecycle
+    from siyu.core.events import record_events
+
+    ws, key = shop
+    big, small, browser = add_contacts(db, ws.id, 3)
+    orders = [(big, "b1", 9000), (big, "b2", 6000), (small, "s1", 1000)]
+    record_events(db, [
+        {"type": "order.paid", "contact_id": cid, "idempotency_key": oid,
+         "properties": {"order_id": oid, "amount": amount, "currency": "CNY",
+                        "items": [{"sku": "TEA", "qty": 1, "price": amount}]}}
+        for cid, oid, amount in orders
+    ])
+    lifecycle.refresh_lifecycle(db)
+    db.commit()
+    bind_workspace(db, None)
+
+    top = client.get(f"/api/v1/contacts/{big}", headers=key).json()
+    idle = client.get(f"/api/v1/contacts/{browser}", headers=key).json()
+    overview = client.get("/api/v1/lifecycle", headers=key).json()
+
+    assert (top["order_count"], top["revenue"], top["stage"]) == (2, 15000, "repeat")
+    assert (top["rfm_frequency"], top["rfm_monetary"]) == (5, 5)
+    assert top["first_order_at"] is not None
+    assert (idle["order_count"], idle["rfm_recency"]) == (0, None)
+    # Two buyers scored; the browser has no score.
+    assert sum(overview["rfm"]["monetary"].values()) == 2
+    assert overview["rfm"]["monetary"]["5"] == 1

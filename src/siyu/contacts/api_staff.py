@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
-from siyu.contacts import lifecycle
+from siyu.contacts import lifecycle, lifecycle_overview
 from siyu.contacts import staff as staff_service
 from siyu.contacts.models import StaffMember
 from siyu.contacts.tags import MAX_BULK
@@ -84,6 +85,12 @@ class LifecycleRules(Strict):
 
 class LifecycleOut(LifecycleRules):
     stages: dict[str, int] = Field(description="contacts in each stage now")
+    rfm: dict[str, dict[int, int]] = Field(description="buyers per score 1-5 of recency, frequency and monetary")
+
+
+def _lifecycle(session: Session, rules: dict[str, int]) -> LifecycleOut:
+    return LifecycleOut(**rules, stages=lifecycle.stage_counts(session),
+                        rfm=lifecycle_overview.rfm_distribution(session))
 
 
 def _out(staff: StaffMember, count: int) -> StaffOut:
@@ -160,12 +167,12 @@ def read_handover(handover_id: int, auth: Read, session: SessionDep) -> Handover
 
 @router.get("/lifecycle", tags=["lifecycle"])
 def read_lifecycle(auth: Read, session: SessionDep) -> LifecycleOut:
-    """The lifecycle rules and how many contacts are in each stage."""
-    return LifecycleOut(**lifecycle.get_rules(session), stages=lifecycle.stage_counts(session))
+    """The lifecycle rules, how many contacts are in each stage, and the RFM score distribution."""
+    return _lifecycle(session, lifecycle.get_rules(session))
 
 
 @router.put("/lifecycle", tags=["lifecycle"])
 def update_lifecycle(body: LifecycleRules, auth: Write, session: SessionDep) -> LifecycleOut:
     """Replace the lifecycle rules; stages are recomputed by a refresh queued now."""
     rules = lifecycle.update_rules(session, body.model_dump(), actor=auth.actor)
-    return LifecycleOut(**rules, stages=lifecycle.stage_counts(session))
+    return _lifecycle(session, rules)

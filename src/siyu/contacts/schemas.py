@@ -83,7 +83,12 @@ class ContactOut(BaseModel):
     stage: str
     order_count: int
     revenue: int
+    first_order_at: datetime | None
+    last_order_at: datetime | None
     last_active_at: datetime | None
+    rfm_recency: int | None = Field(description="1-5 among the workspace's buyers, 5 = most recent order")
+    rfm_frequency: int | None = Field(description="1-5, 5 = most orders")
+    rfm_monetary: int | None = Field(description="1-5, 5 = most revenue")
     created_at: datetime
     updated_at: datetime
 
