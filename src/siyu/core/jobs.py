@@ -39,7 +39,7 @@ from siyu.core.tenancy import get_scoped
 # segments, tag rules, lifecycle and imports register their subscribers and jobs.
 TASK_MODULES: tuple[str, ...] = (
     "siyu.core.events", "siyu.contacts", "siyu.contacts.segments", "siyu.contacts.tag_rules",
-    "siyu.contacts.lifecycle", "siyu.contacts.imports",
+    "siyu.contacts.lifecycle", "siyu.contacts.imports", "siyu.channels.service",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
 BACKOFF_BASE_SECONDS = 5.0
@@ -187,10 +187,24 @@ def claim_due(session: Session, *, worker_id: str, limit: int, lease_seconds: fl
     expired = _lock_due(session, select(Job).where(Job.status == RUNNING, Job.lease_until < now), limit)
     pending = select(Job).where(Job.status == PENDING, Job.run_at <= now)
     due = _lock_due(session, pending, limit - len(expired))
+    return _lease(session, [*expired, *due], worker_id=worker_id, lease_seconds=lease_seconds)
+
+
+def claim_ids(session: Session, ids: Sequence[int], *, worker_id: str, lease_seconds: float) -> ClaimResult:
+    """Lease these jobs now if they are still pending, due or not (a callback's urgent work: a WeCom
+    welcome code lives 20 s and must not wait behind bulk jobs). Jobs a worker already took are left."""
+    if not ids:
+        return ClaimResult([], 0)
+    rows = _lock_due(session, select(Job).where(Job.id.in_(list(ids)), Job.status == PENDING), len(ids))
+    return _lease(session, rows, worker_id=worker_id, lease_seconds=lease_seconds)
+
+
+def _lease(session: Session, rows: Sequence[Job], *, worker_id: str, lease_seconds: float) -> ClaimResult:
+    now = clock.now()
     lease_until = now + timedelta(seconds=lease_seconds)
     claimed: list[Claimed] = []
     settled = 0
-    for job in [*expired, *due]:
+    for job in rows:
         spec = _HANDLERS.get(job.kind)
         lost = job.status == RUNNING
         if spec is None:

@@ -121,6 +121,15 @@ def run_batch(
     return len(claim.claimed) + claim.settled
 
 
+def run_now(job_ids: list[int], *, sessions: SessionFactory = session_scope) -> list[str | None]:
+    """Run these jobs at once in this thread if no worker took them yet (urgent callback work); the
+    outcome of each job run. The jobs were committed first, so a crash here leaves them to the workers."""
+    lease_seconds = get_settings().worker_lease_seconds
+    with sessions() as session:
+        claim = jobs.claim_ids(session, job_ids, worker_id=new_worker_id(), lease_seconds=lease_seconds)
+    return [run_claimed(c, sessions=sessions, lease_seconds=lease_seconds) for c in claim.claimed]
+
+
 def run_worker(
     *, burst: bool = False, worker_id: str | None = None, batch_size: int | None = None,
     poll_seconds: float | None = None, stop_event: threading.Event | None = None,

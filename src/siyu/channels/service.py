@@ -1,0 +1,461 @@
+"""Channels' public face: accounts, the one inbound pipeline, the one outbound path.
+
+In: an adapter's callback route verifies and parses, then calls `receive` once per item, in the
+request's transaction. `receive` skips a callback already processed (by its dedupe key), finds or
+creates the contact, keeps the contact's address on the account, grants or withdraws consent on
+join/leave, archives a message, records the event — and asks the receive hooks (welcome, keyword
+replies, sensitive words...) what to do. The route answers after the commit.
+
+Out: `queue_send` writes the message to the archive as `queued` and enqueues one `channels.deliver`
+job in the caller's transaction; the worker sends it through the adapter and records the outcome.
+A message's idempotency key is unique per workspace, so asking twice sends once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from siyu.channels.base import ChannelError, Inbound, adapter_for, adapter_kinds
+from siyu.channels.models import AccountContact, CallbackReceipt, ChannelAccount
+from siyu.contacts import service as contacts
+from siyu.contacts.consent import JOINED_CHANNELS
+from siyu.conversations.models import Message
+from siyu.core import audit, clock, jobs
+from siyu.core.audit import Actor
+from siyu.core.errors import Conflict, Invalid, NotFound
+from siyu.core.events import record_event
+from siyu.core.tenancy import bind_workspace, bound_workspace, get_scoped, parse_id
+
+T = TypeVar("T")
+# The "identity type" of channels that address a person by their siyu contact id (webhooks to the
+# brand's own app).
+CONTACT_ID = "contact_id"
+DELIVER = "channels.deliver"
+# The same work for targets that dedupe on our idempotency key: a crashed send may be repeated.
+DELIVER_IDEMPOTENT = "channels.deliver_idempotent"
+KINDS_OUT = ("queued", "sending", "sent", "delivered", "opened", "clicked", "failed", "skipped")
+# Later statuses never go back to earlier ones (a late "delivered" receipt after "clicked" is kept as is).
+_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "opened": 4, "clicked": 5}
+
+
+# --- accounts ---------------------------------------------------------------------------------------
+
+
+def _workspace(session: Session) -> int:
+    workspace_id = bound_workspace(session)
+    if workspace_id is None:
+        raise RuntimeError("channels work through a session bound to a workspace")
+    return workspace_id
+
+
+def list_accounts(session: Session, *, kind: str | None = None) -> list[ChannelAccount]:
+    """The workspace's accounts, by name."""
+    stmt = select(ChannelAccount).order_by(ChannelAccount.name, ChannelAccount.id)
+    if kind is not None:
+        stmt = stmt.where(ChannelAccount.kind == kind)
+    return list(session.execute(stmt).scalars())
+
+
+def get_account(session: Session, account_id: Any) -> ChannelAccount:
+    """One account of the bound workspace (404 for any other)."""
+    return get_scoped(session, ChannelAccount, account_id, what="account")
+
+
+def account_for_callback(session: Session, account_id: Any, kind: str) -> ChannelAccount:
+    """The account a callback URL names, then the session bound to its workspace; 404 when unknown."""
+    bind_workspace(session, None)
+    account = session.get(ChannelAccount, parse_id(account_id, "account"))
+    if account is None or account.kind != kind:
+        raise NotFound("no such account", field="account")
+    bind_workspace(session, account.workspace_id)
+    return account
+
+
+def _check_kind(kind: str) -> Any:
+    adapter = adapter_for(kind)
+    if adapter is None:
+        raise Invalid(f"kind is one of {', '.join(adapter_kinds())}", field="kind")
+    return adapter
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 120:
+        raise Invalid("a name of 1 to 120 characters", field="name")
+    return name
+
+
+def _check_unique(session: Session, name: str, account_id: int | None) -> None:
+    other = session.execute(select(ChannelAccount.id).where(ChannelAccount.name == name)).scalar_one_or_none()
+    if other is not None and other != account_id:
+        raise Conflict("another account has this name", field="name")
+
+
+def _shown(account: ChannelAccount) -> dict[str, Any]:
+    """An account as the audit log keeps it: secrets named, never their values."""
+    return {"kind": account.kind, "name": account.name, "status": account.status, "config": dict(account.config),
+            "secrets": sorted(account.secrets or {})}
+
+
+def create_account(
+    session: Session, *, kind: str, name: str, config: Mapping[str, Any], secrets: Mapping[str, Any], actor: Actor
+) -> ChannelAccount:
+    """Configure a channel account after its adapter checked the settings."""
+    adapter = _check_kind(kind)
+    name = _clean_name(name)
+    _check_unique(session, name, None)
+    adapter.validate_config(config, secrets)
+    account = ChannelAccount(kind=kind, name=name, config=dict(config), secrets=dict(secrets), status="active")
+    session.add(account)
+    session.flush()
+    audit.record(session, actor, workspace_id=account.workspace_id, action="channel_account.create",
+                 entity_type="channel_account", entity_id=account.id, before=None, after=_shown(account))
+    return account
+
+
+def update_account(
+    session: Session, account: ChannelAccount, *, name: str | None = None, status: str | None = None,
+    config: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None, actor: Actor,
+) -> ChannelAccount:
+    """Change an account; `secrets` given are merged over the kept ones (an empty value keeps the old)."""
+    before = _shown(account)
+    adapter = _check_kind(account.kind)
+    if name is not None:
+        account.name = _clean_name(name)
+        _check_unique(session, account.name, account.id)
+    if status is not None:
+        if status not in ("active", "paused"):
+            raise Invalid("status is active or paused", field="status")
+        account.status = status
+    new_config = dict(config) if config is not None else dict(account.config)
+    new_secrets = {**account.secrets, **{k: v for k, v in (secrets or {}).items() if v not in (None, "")}}
+    adapter.validate_config(new_config, new_secrets)
+    account.config, account.secrets = new_config, new_secrets
+    session.flush()
+    audit.record(session, actor, workspace_id=account.workspace_id, action="channel_account.update",
+                 entity_type="channel_account", entity_id=account.id, before=before, after=_shown(account))
+    return account
+
+
+def delete_account(session: Session, account: ChannelAccount, *, actor: Actor) -> None:
+    """Remove an account; its archived messages stay, naming the channel."""
+    audit.record(session, actor, workspace_id=account.workspace_id, action="channel_account.delete",
+                 entity_type="channel_account", entity_id=account.id, before=_shown(account), after=None)
+    session.delete(account)
+    session.flush()
+
+
+def record_health(session: Session, account: ChannelAccount, *, error: str | None = None) -> None:
+    """Note that a call to the platform worked (error None) or failed, for the console's sync health."""
+    if error is None:
+        account.last_ok_at = clock.now()
+    else:
+        account.last_error_at, account.last_error = clock.now(), error[:2000]
+
+
+_LOOP = threading.local()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run an adapter coroutine from sync code (a worker thread) on this thread's own event loop.
+
+    One loop per thread lets adapters keep their HTTP connection pools between jobs.
+    """
+    loop = getattr(_LOOP, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _LOOP.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(coro)
+
+
+# --- in ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    """What `receive` did with one item. `reply` is a passive reply a hook chose (the OA answers it in
+    the callback's own response); `urgent_jobs` are jobs the route runs right after its commit (a
+    WeCom welcome code lives 20 s: it can't wait behind bulk work in the queue)."""
+
+    duplicate: bool
+    contact_id: int | None = None
+    message_id: int | None = None
+    event_id: int | None = None
+    reply: dict[str, Any] | None = None
+    urgent_jobs: list[int] = field(default_factory=list)
+
+
+# A receive hook sees every new item after it was stored; it may return a passive reply's content.
+ReceiveHook = Callable[[Session, ChannelAccount, Inbound, Received], "dict[str, Any] | None"]
+_hooks: dict[str, ReceiveHook] = {}
+
+
+def on_receive(name: str) -> Callable[[ReceiveHook], ReceiveHook]:
+    """Register a hook run, in registration order, on every new inbound item (not on duplicates)."""
+
+    def register(fn: ReceiveHook) -> ReceiveHook:
+        _hooks[name] = fn
+        return fn
+
+    return register
+
+
+def remove_receive_hook(name: str) -> None:
+    """Forget a hook (tests, plugins unloading)."""
+    _hooks.pop(name, None)
+
+
+def _key(*parts: Any) -> str:
+    raw = ":".join(str(p) for p in parts)
+    return raw if len(raw) <= 200 else raw[:150] + ":" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _first_time(session: Session, account: ChannelAccount, dedupe_key: str) -> bool:
+    stmt = _insert(session)(CallbackReceipt).values(
+        workspace_id=account.workspace_id, account_id=account.id, dedupe_key=_key(dedupe_key),
+        received_at=clock.now(),
+    ).on_conflict_do_nothing(index_elements=["account_id", "dedupe_key"])
+    return session.execute(stmt.returning(CallbackReceipt.id)).first() is not None
+
+
+def address_row(session: Session, account: ChannelAccount, address: str) -> AccountContact | None:
+    """The contact's row on an account by their address there."""
+    return session.execute(select(AccountContact).where(
+        AccountContact.account_id == account.id, AccountContact.address == address)).scalar_one_or_none()
+
+
+def _keep_address(session: Session, account: ChannelAccount, contact_id: int, item: Inbound) -> AccountContact:
+    row = address_row(session, account, item.sender)
+    now = item.occurred_at or clock.now()
+    if row is None:
+        row = AccountContact(account_id=account.id, contact_id=contact_id, address=item.sender, state="joined",
+                             joined_at=now, sent_since_inbound=0)
+        session.add(row)
+    row.contact_id = contact_id
+    if item.staff_userid:
+        row.staff_userid = item.staff_userid
+    if item.event == "joined":
+        row.state, row.joined_at, row.left_at = "joined", now, None
+    elif item.event == "left":
+        row.state, row.left_at = "left", now
+    elif item.kind != "event":
+        row.last_inbound_at, row.sent_since_inbound = now, 0
+    session.flush()
+    return row
+
+
+def receive(session: Session, account: ChannelAccount, item: Inbound) -> Received:
+    """Store one inbound item once; see the module's docstring for everything it does."""
+    if not _first_time(session, account, item.dedupe_key):
+        return Received(duplicate=True)
+    adapter = _check_kind(account.kind)
+    rules = adapter.rules
+    identities = [{"type": rules.identity_type, "value": item.sender},
+                  *({"type": t, "value": v} for t, v in item.extra_identities)]
+    fields = {"nickname": item.nickname} if item.nickname else None
+    contact, _created = contacts.upsert_contact(session, identities=identities, fields=fields, actor=None,
+                                                source=f"channel:{account.kind}")
+    _keep_address(session, account, contact.id, item)
+    consent = rules.consent_channel
+    if consent in JOINED_CHANNELS and item.event in ("joined", "left"):
+        change = contacts.grant_from_channel if item.event == "joined" else contacts.withdraw_from_channel
+        change(session, contact, consent, source=f"{account.kind}:{account.id}", proof=item.dedupe_key[:200])
+    received = Received(duplicate=False, contact_id=contact.id)
+    base = {"account_id": account.id, "channel": account.kind}
+    if item.kind == "event":
+        properties = {**base, **dict(item.details)}
+        event_type = f"channel.{item.event or 'event'}"
+    else:
+        message = Message(account_id=account.id, channel=account.kind, contact_id=contact.id, direction="in",
+                          msg_type=item.kind, text=item.text, content=dict(item.details), address=item.sender,
+                          status="received", external_id=item.external_id,
+                          created_at=item.occurred_at or clock.now())
+        session.add(message)
+        session.flush()
+        received.message_id = message.id
+        properties = {**base, "message_id": message.id, "msg_type": item.kind, "text": item.text[:500]}
+        event_type = "message.received"
+    event = record_event(session, type=event_type, contact_id=contact.id, properties=properties,
+                         occurred_at=item.occurred_at, idempotency_key=_key("cb", account.id, item.dedupe_key),
+                         source="channels")
+    received.event_id = event.id if event is not None else None
+    for hook in list(_hooks.values()):
+        reply = hook(session, account, item, received)
+        if reply is not None and received.reply is None:
+            received.reply = reply
+    return received
+
+
+# --- out --------------------------------------------------------------------------------------------
+
+
+def address_of(session: Session, account: ChannelAccount, contact_id: int) -> str | None:
+    """Where a contact is reached on an account: their joined address there, else their identity of the
+    channel's type (a phone for SMS, an email for email)."""
+    row = session.execute(select(AccountContact).where(
+        AccountContact.account_id == account.id, AccountContact.contact_id == contact_id,
+        AccountContact.state == "joined").order_by(AccountContact.id.desc())).scalars().first()
+    if row is not None:
+        return row.address
+    adapter = _check_kind(account.kind)
+    if adapter.rules.identity_type == CONTACT_ID:
+        return str(contact_id)
+    contact = contacts.get_contact(session, contact_id)
+    for identity in contacts.identities_of(session, contact):
+        if identity.type == adapter.rules.identity_type:
+            return str(identity.value)
+    return None
+
+
+def get_message(session: Session, message_id: Any) -> Message:
+    """One archived message of the bound workspace."""
+    return get_scoped(session, Message, message_id, what="message")
+
+
+def message_by_key(session: Session, idempotency_key: str) -> Message | None:
+    """The message a sender queued under this key, if any."""
+    return session.execute(select(Message).where(Message.idempotency_key == idempotency_key)).scalar_one_or_none()
+
+
+def queue_send(
+    session: Session, *, account: ChannelAccount, contact_id: int, content: Mapping[str, Any], origin: str,
+    idempotency_key: str, purpose: str = "service", address: str | None = None, staff_id: int | None = None,
+    run_at: datetime | None = None, urgent: bool = False, received: Received | None = None,
+) -> Message:
+    """Queue one message to one contact on one account (in the caller's transaction); returns its archive row.
+
+    The same `idempotency_key` returns the first message and queues nothing. Consent is checked here
+    (`may_contact` with `purpose`): a refused message is archived as `skipped` with the reason, not sent.
+    `urgent` puts the job on `received.urgent_jobs` so the callback route runs it right after its commit.
+    """
+    existing = message_by_key(session, idempotency_key)
+    if existing is not None:
+        return existing
+    adapter = _check_kind(account.kind)
+    text = str(content.get("text") or content.get("title") or content.get("subject") or "")
+    message = Message(account_id=account.id, channel=account.kind, contact_id=contact_id, staff_id=staff_id,
+                      direction="out", msg_type=str(content.get("type", "text")), text=text, content=dict(content),
+                      origin=origin, purpose=purpose, status="queued", idempotency_key=idempotency_key,
+                      created_at=clock.now())
+    session.add(message)
+    contact = contacts.get_contact(session, contact_id)
+    refusal: str | None = None
+    if account.status != "active":
+        refusal = "account_paused"
+    elif adapter.rules.consent_channel is not None:
+        permission = contacts.contact_permission(session, contact, adapter.rules.consent_channel, purpose)
+        if not permission:
+            refusal = f"consent:{permission.reason}"
+    message.address = address or address_of(session, account, contact_id)
+    if refusal is None and not message.address:
+        refusal = "no_address"
+    if refusal is not None:
+        message.status, message.error = "skipped", refusal
+        session.flush()
+        return message
+    session.flush()
+    kind = DELIVER_IDEMPOTENT if adapter.accepts_idempotency_key else DELIVER
+    jobs.enqueue(session, kind, f"msg:{message.id}", {"message_id": message.id}, run_at=run_at)
+    job = jobs.get_job(session, kind, f"msg:{message.id}")
+    message.job_id = job.id if job is not None else None
+    if urgent and received is not None and message.job_id is not None:
+        received.urgent_jobs.append(message.job_id)
+    session.flush()
+    return message
+
+
+def set_status(
+    session: Session, message: Message, status: str, *, error: str | None = None, at: datetime | None = None,
+) -> bool:
+    """Move an outbound message on (sent → delivered → opened → clicked, or failed); records
+    `message.<status>` once per change. False when the change would go backwards."""
+    if status not in KINDS_OUT:
+        raise Invalid(f"status is one of {', '.join(KINDS_OUT)}", field="status")
+    current = message.status
+    if current == status or (status in _RANK and current in _RANK and _RANK[status] < _RANK[current]):
+        return False
+    if status != "failed" and current in ("failed", "skipped") and status in ("queued", "sending"):
+        return False
+    when = at or clock.now()
+    message.status = status
+    if status == "failed":
+        message.error = (error or "failed")[:2000]
+    stamp = {"sent": "sent_at", "delivered": "delivered_at", "opened": "opened_at", "clicked": "clicked_at"}
+    if status in stamp and getattr(message, stamp[status]) is None:
+        setattr(message, stamp[status], when)
+    if status in ("sent", "delivered", "opened", "clicked", "failed"):
+        props = {"message_id": message.id, "account_id": message.account_id, "channel": message.channel,
+                 "origin": message.origin, "purpose": message.purpose}
+        if error:
+            props["error"] = error[:500]
+        record_event(session, type=f"message.{status}", contact_id=message.contact_id, properties=props,
+                     occurred_at=when, idempotency_key=f"msg:{message.id}:{status}", source="channels")
+    session.flush()
+    return True
+
+
+def update_delivery(
+    session: Session, account: ChannelAccount, external_id: str, status: str, *, error: str | None = None,
+    at: datetime | None = None,
+) -> Message | None:
+    """A platform's receipt for a message it accepted (SMS report, template job finished, bounce)."""
+    message = session.execute(select(Message).where(
+        Message.account_id == account.id, Message.external_id == external_id, Message.direction == "out"
+    ).order_by(Message.id.desc())).scalars().first()
+    if message is not None:
+        set_status(session, message, status, error=error, at=at)
+    return message
+
+
+class SendFailed(Exception):
+    """A retryable platform failure: the worker retries the job with backoff."""
+
+
+def _deliver(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
+    message = session.get(Message, parse_id(ctx.payload["message_id"], "message"))
+    if message is None or message.status not in ("queued", "sending"):
+        return {"skipped": message.status if message is not None else "gone"}
+    account = session.get(ChannelAccount, message.account_id) if message.account_id else None
+    if account is None:
+        set_status(session, message, "failed", error="account_deleted")
+        return {"failed": "account_deleted"}
+    adapter = _check_kind(account.kind)
+    spec = jobs.handler_for(ctx.kind)
+    last_attempt = spec is not None and ctx.attempt >= spec.max_attempts
+    try:
+        result = run_async(adapter.send(account, message.address or "", message.content,
+                                        idempotency_key=ctx.idempotency_key))
+    except ChannelError as exc:
+        reason = f"{exc.code}: {exc}"
+        if exc.done:
+            set_status(session, message, "sent")
+            return {"done": reason}
+        record_health(session, account, error=reason)
+        if exc.unknown:
+            raise jobs.ExternalOutcomeUnknown(reason) from exc
+        if exc.retryable and not last_attempt:
+            raise SendFailed(reason) from exc
+        set_status(session, message, "failed", error=reason)
+        return {"failed": reason}
+    message.external_id = result.external_id
+    record_health(session, account)
+    set_status(session, message, result.status)
+    return {"sent": message.id, "external_id": result.external_id}
+
+
+jobs.handler(DELIVER, external=True)(_deliver)
+jobs.handler(DELIVER_IDEMPOTENT, external=True, accepts_idempotency_key=True)(_deliver)
+

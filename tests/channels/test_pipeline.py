@@ -1,0 +1,191 @@
+"""The one inbound pipeline (`receive`) and the one outbound path (`queue_send` → deliver), through an
+adapter the test registers: dedupe, contacts, consent, archive, events, hooks, consent refusal, retries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from siyu.channels import base, service
+from siyu.channels.base import ChannelError, Inbound, PlatformRules, SendResult
+from siyu.contacts import service as contacts
+from siyu.conversations.models import Message
+from siyu.core import clock
+from siyu.core.audit import Actor
+from siyu.core.models import Event, Job
+
+ACTOR = Actor(type="user", id="1", label="tester@example.com", via="console")
+
+
+class Recording:
+    """An adapter that records its sends and fails as told (the pipeline's contract, not a channel)."""
+
+    kind = "recording"
+    rules = PlatformRules(identity_type="wechat_openid", consent_channel="wechat_oa", content_types=("text",))
+    accepts_idempotency_key = False
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any], str]] = []
+        self.fail_with: list[ChannelError] = []
+
+    def validate_config(self, config, secrets) -> None:
+        return None
+
+    async def test_connection(self, account) -> str:
+        return "ok"
+
+    async def send(self, account, address, content, *, idempotency_key) -> SendResult:
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+        self.sent.append((address, dict(content), idempotency_key))
+        return SendResult(external_id=f"ext-{len(self.sent)}")
+
+
+@pytest.fixture
+def adapter():
+    a = Recording()
+    base.register_adapter(a)
+    yield a
+    base._ADAPTERS.pop("recording", None)
+
+
+@pytest.fixture
+def account(db, ws, adapter):
+    return service.create_account(db, kind="recording", name="Shop OA", config={}, secrets={"token": "t"},
+                                  actor=ACTOR)
+
+
+def joined(openid: str = "o-1", key: str = "k1") -> Inbound:
+    return Inbound(dedupe_key=key, sender=openid, kind="event", event="joined", details={"scene": "poster"},
+                   nickname="小明", extra_identities=(("wechat_unionid", "u-1"),))
+
+
+def test_a_follow_makes_a_contact_grants_consent_and_is_processed_once(db, account):
+    first = service.receive(db, account, joined())
+    again = service.receive(db, account, joined())
+
+    assert not first.duplicate
+    assert again.duplicate
+    contact = contacts.get_contact(db, first.contact_id)
+    assert contact.nickname == "小明"
+    assert contacts.may_contact(db, contact, "wechat_oa")
+    assert service.address_of(db, account, contact.id) == "o-1"
+    events = db.execute(select(Event.type, Event.properties).where(Event.type.like("channel.%"))).all()
+    assert [(t, p["scene"]) for t, p in events] == [("channel.joined", "poster")]
+
+
+def test_a_message_is_archived_and_hooks_choose_the_passive_reply(db, account):
+    seen: list[str] = []
+
+    @service.on_receive("test-echo")
+    def echo(session, acc, item, received):
+        seen.append(item.text)
+        return {"type": "text", "text": "you said " + item.text} if item.kind == "text" else None
+
+    try:
+        service.receive(db, account, joined())
+        got = service.receive(db, account, Inbound(dedupe_key="m1", sender="o-1", kind="text", text="价格"))
+    finally:
+        service.remove_receive_hook("test-echo")
+    message = service.get_message(db, got.message_id)
+    assert (message.direction, message.text, message.contact_id) == ("in", "价格", got.contact_id)
+    assert got.reply == {"type": "text", "text": "you said 价格"}
+    assert seen == ["", "价格"]
+
+
+def test_queue_send_sends_once_through_the_worker(db, account, adapter, run_jobs):
+    got = service.receive(db, account, joined())
+    content = {"type": "text", "text": "欢迎"}
+    first = service.queue_send(db, account=account, contact_id=got.contact_id, content=content, origin="test",
+                               idempotency_key="welcome:1")
+    second = service.queue_send(db, account=account, contact_id=got.contact_id, content=content, origin="test",
+                                idempotency_key="welcome:1")
+    assert first.id == second.id
+    assert first.status == "queued"
+    run_jobs()
+    run_jobs()
+    assert [(a, c["text"]) for a, c, _ in adapter.sent] == [("o-1", "欢迎")]
+    message = service.get_message(db, first.id)
+    assert (message.status, message.external_id) == ("sent", "ext-1")
+    assert db.execute(select(Event).where(Event.type == "message.sent")).scalar_one().contact_id == got.contact_id
+
+
+def test_no_consent_means_skipped_with_the_reason_and_nothing_queued(db, account, run_jobs, adapter):
+    got = service.receive(db, account, joined())
+    service.receive(db, account, Inbound(dedupe_key="k2", sender="o-1", kind="event", event="left"))
+    message = service.queue_send(db, account=account, contact_id=got.contact_id, content={"text": "hi"},
+                                 origin="test", idempotency_key="b:1", purpose="marketing")
+    assert (message.status, message.error) == ("skipped", "consent:withdrawn")
+    assert run_jobs() == 0
+    assert adapter.sent == []
+
+
+def test_a_retryable_error_retries_and_a_final_one_fails_the_message(db, account, adapter, run_jobs, frozen_now):
+    got = service.receive(db, account, joined())
+    adapter.fail_with = [ChannelError("45009", "frequency limit", retryable=True)]
+    m1 = service.queue_send(db, account=account, contact_id=got.contact_id, content={"text": "a"}, origin="t",
+                            idempotency_key="a")
+    run_jobs()
+    assert service.get_message(db, m1.id).status == "queued"
+    frozen_now.advance(seconds=3600)
+    run_jobs()
+    assert service.get_message(db, m1.id).status == "sent"
+
+    adapter.fail_with = [ChannelError("40003", "invalid openid")]
+    m2 = service.queue_send(db, account=account, contact_id=got.contact_id, content={"text": "b"}, origin="t",
+                            idempotency_key="b")
+    run_jobs()
+    failed = service.get_message(db, m2.id)
+    assert (failed.status, failed.error) == ("failed", "40003: invalid openid")
+    assert service.get_account(db, account.id).last_error == "40003: invalid openid"
+    assert db.execute(select(Job.status).where(Job.id == failed.job_id)).scalar_one() == "done"
+
+
+def test_receipts_move_status_forward_only(db, account, run_jobs):
+    got = service.receive(db, account, joined())
+    m = service.queue_send(db, account=account, contact_id=got.contact_id, content={"text": "a"}, origin="t",
+                           idempotency_key="r")
+    run_jobs()
+    assert service.update_delivery(db, account, "ext-1", "clicked") is not None
+    service.update_delivery(db, account, "ext-1", "delivered")
+    message = db.execute(select(Message).where(Message.id == m.id)).scalar_one()
+    assert message.status == "clicked"
+    assert message.delivered_at is None
+
+
+def test_a_webhook_account_posts_signed_messages_to_a_local_endpoint(db, ws, run_jobs, frozen_now):
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from siyu.channels import webhook
+    from tests.servers import serve
+
+    got: list[tuple[dict[str, Any], bool]] = []
+    answers = [503, 200]
+
+    async def endpoint(request: Request) -> JSONResponse:
+        body = await request.body()
+        ok = webhook.verify("s" * 20, request.headers["X-Siyu-Timestamp"], body, request.headers["X-Siyu-Signature"],
+                            now=clock.now().timestamp())
+        got.append((await request.json(), ok))
+        status = answers.pop(0)
+        return JSONResponse({"id": "remote-1"} if status == 200 else {}, status_code=status)
+
+    with serve(Starlette(routes=[Route("/in", endpoint, methods=["POST"])])) as base_url:
+        account = service.create_account(db, kind="webhook", name="App", config={"url": base_url + "/in"},
+                                         secrets={"secret": "s" * 20}, actor=ACTOR)
+        contact = contacts.create_contact(db, fields={"name": "A"}, actor=ACTOR)
+        message = service.queue_send(db, account=account, contact_id=contact.id, content={"text": "hi"},
+                                     origin="test", idempotency_key="w1")
+        run_jobs()  # 503: retried later
+        assert service.get_message(db, message.id).status == "queued"
+        frozen_now.advance(seconds=60)  # the first backoff is under a minute
+        run_jobs()
+    assert [(p["contact_id"], p["content"]["text"], ok) for p, ok in got] == [(contact.id, "hi", True)] * 2
+    assert got[0][0]["idempotency_key"] == got[1][0]["idempotency_key"]
+    sent = service.get_message(db, message.id)
+    assert (sent.status, sent.external_id) == ("sent", "remote-1")
