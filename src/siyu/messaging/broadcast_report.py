@@ -115,3 +115,10 @@ def _with_messages(
     ids = [r.message_id for r in rows if r.message_id is not None]
     found = {m.id: m for m in session.execute(select(Message).where(Message.id.in_(ids))).scalars()} if ids else {}
     return [(r, found.get(r.message_id) if r.message_id else None) for r in rows]
+
+
+def effective(r: BroadcastRecipient, m: Message | None) -> str:
+    """A recipient's status as the report counts it."""
+    if r.status == "held" or m is None:
+        return r.status
+    return m.status

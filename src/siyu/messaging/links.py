@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from siyu.channels import service as channels
 from siyu.core import clock
-from siyu.core.db import session_scope
+from siyu.core.auth import SessionDep
 from siyu.core.errors import NotFound
 from siyu.core.events import record_event
 from siyu.core.i18n import negotiate, translations
@@ -97,13 +97,12 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/l/{code}")
-def follow(code: str, request: Request) -> Response:
-    """Record the click, then redirect to the link's address."""
+def follow(code: str, request: Request, session: SessionDep) -> Response:
+    """Record the click (committed before the answer leaves), then redirect to the link's address."""
     if not re.fullmatch(r"[A-Za-z0-9_-]{4,24}", code):
         return _not_found(request)
     try:
-        with session_scope() as session:
-            url = record_click(session, code)
+        url = record_click(session, code)
     except NotFound:
         return _not_found(request)
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
