@@ -104,7 +104,7 @@ def list_recipients(
     if status is not None:
         if status not in REPORT_STATUSES:
             raise Invalid(f"status is one of {', '.join(REPORT_STATUSES)}", field="status")
-        stmt = stmt.where(_EFFECTIVE == status)
+        stmt = stmt.where(status == _EFFECTIVE)
     rows, nxt = page(session, stmt, BroadcastRecipient.id, cursor=cursor, limit=limit)
     return _with_messages(session, rows), nxt
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, literal, select
 from sqlalchemy.orm import Session
@@ -102,9 +101,8 @@ def _history(session: Session, contact_ids: list[int], kind: str, since: datetim
         Message.channel == kind, Message.status.in_(COUNTED), when >= since))
     found: dict[int, list[datetime]] = {}
     for contact_id, at in rows:
-        if at.tzinfo is None:  # SQLite hands back coalesce() without the column type
-            at = at.replace(tzinfo=ZoneInfo("UTC"))
-        found.setdefault(int(contact_id), []).append(at)
+        if contact_id is not None:
+            found.setdefault(int(contact_id), []).append(at)
     return found
 
 

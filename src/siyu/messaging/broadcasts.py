@@ -198,7 +198,7 @@ def _transition(b: Broadcast, allowed: Sequence[str], to: str, action: str) -> d
 def schedule(session: Session, b: Broadcast, *, at: str | datetime | None, actor: Actor) -> Broadcast:
     """Send at a time in the workspace's timezone (None: now); the start job is due then."""
     now = clock.now()
-    when = now if at in (None, "") else local_to_utc(at, workspace_tz(session))  # type: ignore[arg-type]
+    when = now if at in (None, "") else local_to_utc(at, workspace_tz(session))
     if when < now - timedelta(minutes=1):
         raise Invalid("choose a time in the future", field="scheduled_at")
     _check_refs(session, b.account_id, b.segment_id)

@@ -104,7 +104,8 @@ def histories(session: Session, contact_ids: Sequence[int], since: datetime) -> 
         Event.contact_id.in_(list(contact_ids)), Event.type.in_(ENGAGEMENT), Event.occurred_at >= since))
     found: dict[int, list[datetime]] = {}
     for contact_id, occurred_at in rows:
-        found.setdefault(int(contact_id), []).append(occurred_at)
+        if contact_id is not None:
+            found.setdefault(int(contact_id), []).append(occurred_at)
     return found
 
 

@@ -58,12 +58,12 @@ def adapter():
 
 
 @pytest.fixture
-def account(db, ws, adapter):
+def account(db, ws, adapter):  # noqa: F811
     return channels.create_account(db, kind="bcast", name="Shop SMS", config={}, secrets={}, actor=ACTOR)
 
 
 @pytest.fixture
-def audience(db: Session, ws) -> Callable[..., tuple[Any, list[int]]]:
+def audience(db: Session, ws) -> Callable[..., tuple[Any, list[int]]]:  # noqa: F811
     """`audience(n, consent=True)`: n contacts (SMS consent granted) in a static segment."""
 
     def make(n: int, *, consent: bool = True, name: str = "Tea lovers") -> tuple[Any, list[int]]:

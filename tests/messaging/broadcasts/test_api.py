@@ -79,7 +79,8 @@ def test_a_broadcast_from_draft_to_report(client, db, make_workspace, make_key):
     page = client.get(f"/api/v1/broadcasts/{now['id']}/recipients?status=queued", headers=key).json()
     assert len(page["items"]) == 2
     message = channels.get_message(db, page["items"][0]["message_id"])
-    assert "https://shop.example.com" not in message.text and "/l/" in message.text
+    assert "https://shop.example.com" not in message.text
+    assert "/l/" in message.text
     assert message.text.endswith(" 。")
 
     code = db.execute(select(BroadcastLink.code).where(BroadcastLink.message_id == message.id)).scalar_one()
@@ -90,7 +91,8 @@ def test_a_broadcast_from_draft_to_report(client, db, make_workspace, make_key):
     assert channels.get_message(db, message.id).status == "clicked"
     bind_workspace(db, account.workspace_id)
     clicks = db.execute(select(Event).where(Event.type == "link.clicked")).scalars().all()
-    assert len(clicks) == 2 and clicks[0].contact_id == message.contact_id
+    assert len(clicks) == 2
+    assert clicks[0].contact_id == message.contact_id
     report = client.get(f"/api/v1/broadcasts/{now['id']}/report", headers=key).json()
     assert report["links"] == [{"url": "https://shop.example.com/autumn?x=1", "clicks": 2, "clicked_by": 1}]
     assert report["counts"]["clicked"] == 1

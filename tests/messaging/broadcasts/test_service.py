@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from siyu.channels import service as channels
 from siyu.contacts import segments
 from siyu.contacts import service as contacts
 from siyu.conversations.models import Message
@@ -16,7 +15,6 @@ from siyu.core import clock, worker
 from siyu.core.errors import Conflict, Invalid
 from siyu.core.models import Event, Job
 from siyu.messaging import broadcast_report, broadcast_sending, broadcasts, caps
-from siyu.messaging.broadcast_models import BroadcastRecipient
 from tests.messaging.broadcasts.conftest import ACTOR
 
 # 2026-12-01 10:00 in Shanghai (UTC+8), the workspace's default timezone.
@@ -57,7 +55,8 @@ def test_send_now_gives_each_contact_one_personal_message_and_finishes(db, accou
     b = broadcasts.get_broadcast(db, b.id)
     assert (b.status, b.audience_count, b.processed_count) == ("done", 3, 3)
     counts = broadcast_report.status_counts(db, b)
-    assert counts["sent"] == 3 and sum(counts.values()) == 3
+    assert counts["sent"] == 3
+    assert sum(counts.values()) == 3
     types = db.execute(select(Event.type).where(Event.type.like("broadcast.%")).order_by(Event.id)).scalars().all()
     assert types == ["broadcast.started", "broadcast.finished"]
     keys = db.execute(select(Message.idempotency_key).where(Message.origin == f"broadcast:{b.id}")).scalars()
@@ -92,7 +91,7 @@ def test_without_consent_a_recipient_is_skipped_with_the_reason(db, account, ada
 
 def test_a_cap_skips_with_the_period_and_quiet_hours_defer_to_their_end(db, account, adapter, audience, run_jobs,
                                                                         at_morning):
-    segment, ids = audience(2)
+    segment, _ids = audience(2)
     caps.update_settings(db, caps={"bcast": {"day": 1}}, quiet_start="21:00", quiet_end="09:00", actor=ACTOR)
     first = broadcasts.schedule(db, _new(db, account, segment, name="one"), at=None, actor=ACTOR)
     run_jobs()
@@ -158,7 +157,7 @@ def test_cancel_stops_everything_not_yet_sent(db, account, adapter, audience, sc
 def test_a_failed_send_is_reported_with_its_reason(db, account, adapter, audience, run_jobs, at_morning):
     from siyu.channels.base import ChannelError
 
-    segment, ids = audience(1)
+    segment, _ids = audience(1)
     adapter.fail_with = [ChannelError("40003", "invalid address")]
     b = broadcasts.schedule(db, _new(db, account, segment), at=None, actor=ACTOR)
     run_jobs()
@@ -189,8 +188,8 @@ def test_send_time_optimisation_sends_at_the_contacts_own_hour(db, ws, account, 
 
     segment, (evening, quiet) = audience(2)
     for day in range(1, 4):  # 20:00 Shanghai on three evenings
-        record_event(db, type="message.opened", contact_id=evening, occurred_at=MORNING - timedelta(days=day, hours=-10),
-                     idempotency_key=f"o{day}")
+        record_event(db, type="message.opened", contact_id=evening,
+                     occurred_at=MORNING - timedelta(days=day, hours=-10), idempotency_key=f"o{day}")
     b = broadcasts.schedule(db, _new(db, account, segment, optimise_send_time=True), at=None, actor=ACTOR)
     run_jobs()
     rows = {r.contact_id: r for r, _m in broadcast_report.list_recipients(db, b)[0]}
