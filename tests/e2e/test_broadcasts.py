@@ -28,8 +28,7 @@ NAMES = ("Bai Lu", "Chen Xi", "Du Fang")
 def _seed(url: str, endpoint: str) -> None:
     """A workspace of its own with a webhook account and a segment of three contacts."""
     from siyu.channels import service as channels
-    from siyu.contacts import segments
-    from siyu.contacts import service
+    from siyu.contacts import segments, service
 
     with own_workspace(url, email=EMAIL, owner="Mei Lin", name="Broadcast Tea") as (session, actor):
         channels.create_account(session, kind="webhook", name="Shop app", config={"url": endpoint},
