@@ -44,7 +44,8 @@ def _enqueue_finish(session: Session, b: Broadcast, n: int, at: datetime) -> Non
 
 def _live(session: Session, ctx: jobs.JobContext, status: str) -> Broadcast | None:
     """The job's broadcast if it is in `status` and the job belongs to its live chain."""
-    b = session.get(Broadcast, parse_id(ctx.payload["broadcast_id"], "broadcast"))
+    # Locked: a pause or cancel committing meanwhile waits for this job's messages, then withdraws them.
+    b = session.get(Broadcast, parse_id(ctx.payload["broadcast_id"], "broadcast"), with_for_update=True)
     if b is None or b.status != status or b.chunk_seq != ctx.payload.get("seq"):
         return None
     return b

@@ -29,6 +29,7 @@ RECIPIENT_STATUS_NAMES = {
     "sent": N_("Sent"), "delivered": N_("Delivered"), "opened": N_("Opened"), "clicked": N_("Clicked"),
     "failed": N_("Failed"), "skipped": N_("Skipped"),
 }
+PERIOD_NAMES = {"day": N_("day"), "week": N_("week"), "month": N_("month")}
 BUCKET_NAMES = {"morning": N_("morning"), "afternoon": N_("afternoon"), "evening": N_("evening")}
 FLASHES.update({
     "broadcast_saved": N_("Broadcast saved as a draft."),
@@ -76,7 +77,7 @@ def _editable(console: Console) -> bool:
 def _settings_context(console: Console) -> dict[str, Any]:
     settings = caps.get_settings(console.db)
     tz = broadcasts.workspace_tz(console.db)
-    return {"limits": settings, "tz": tz.key, "tz_info": tz}
+    return {"limits": settings, "tz": tz.key, "tz_info": tz, "period_names": PERIOD_NAMES}
 
 
 @router.get("/console/broadcasts")
@@ -226,7 +227,7 @@ def _settings_page(console: Console, *, errors: dict[str, str] | None = None, va
         values = {f"{k}.{p}": str(v) for k, row in (settings.caps or {}).items() for p, v in row.items()}
         values.update(quiet_start=settings.quiet_start or "", quiet_end=settings.quiet_end or "")
     return console.page("messaging/broadcasts/settings.html", status=status, kinds=["*", *kinds],
-                        periods=caps.PERIODS, values=values, errors=errors or {}, editable=_editable(console),
+                        periods=caps.PERIODS, period_names=PERIOD_NAMES, values=values, errors=errors or {}, editable=_editable(console),
                         tz=broadcasts.workspace_tz(console.db).key)
 
 
