@@ -49,8 +49,8 @@ from siyu.messaging import broadcasts, caps
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = os.environ.get("SCALE", "small")
-MESSAGES = {"small": 20_000, "medium": 200_000, "full": 1_000_000}[SCALE]
-RAW_SENDS = min(MESSAGES, 5_000)
+MESSAGES = {"tiny": 2_000, "small": 20_000, "medium": 200_000, "full": 1_000_000}[SCALE]
+RAW_SENDS = min(MESSAGES, 2_000)
 PG_ADMIN = os.environ.get("SIYU_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ACTOR = Actor.cli("bench")
 TEXT = "{{ nickname | default('朋友') }}，秋季新茶到了：https://shop.example.com/autumn"

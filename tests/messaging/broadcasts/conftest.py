@@ -78,3 +78,17 @@ def audience(db: Session, ws) -> Callable[..., tuple[Any, list[int]]]:  # noqa: 
         return segment, ids
 
     return make
+
+
+def webhook_world(db: Session, workspace_id: int) -> tuple[Any, Any, list[Any]]:
+    """In a workspace: a webhook account (to a closed port: nothing is delivered) and a segment of two."""
+    from siyu.core.tenancy import bind_workspace
+
+    bind_workspace(db, workspace_id)
+    account = channels.create_account(db, kind="webhook", name="App", config={"url": "http://127.0.0.1:9/in"},
+                                      secrets={"secret": "s" * 20}, actor=ACTOR)
+    people = [contacts.create_contact(db, fields={"name": n, "nickname": n}, actor=ACTOR) for n in ("Li", "Wang")]
+    segment = segments.create_segment(db, name="Tea lovers", kind="static", actor=ACTOR)
+    segments.add_members(db, segment, contact_ids=[p.id for p in people], actor=ACTOR)
+    db.commit()
+    return account, segment, people

@@ -6,26 +6,18 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from siyu.channels import service as channels
-from siyu.contacts import segments
-from siyu.contacts import service as contacts
 from siyu.core.models import Event
 from siyu.core.tenancy import bind_workspace
 from siyu.messaging import broadcast_sending, broadcasts
 from siyu.messaging.broadcast_models import BroadcastLink
 from tests.conftest import bearer
-from tests.messaging.broadcasts.conftest import ACTOR
+from tests.messaging.broadcasts.conftest import webhook_world
 
 
 def _setup(db, make_workspace, make_key):
     ws = make_workspace("Tea")
     key = bearer(make_key(ws))
-    bind_workspace(db, ws.id)
-    account = channels.create_account(db, kind="webhook", name="App", config={"url": "http://127.0.0.1:9/in"},
-                                      secrets={"secret": "s" * 20}, actor=ACTOR)
-    people = [contacts.create_contact(db, fields={"name": n, "nickname": n}, actor=ACTOR) for n in ("Li", "Wang")]
-    segment = segments.create_segment(db, name="All", kind="static", actor=ACTOR)
-    segments.add_members(db, segment, contact_ids=[p.id for p in people], actor=ACTOR)
-    db.commit()
+    account, segment, _people = webhook_world(db, ws.id)
     return key, account, segment
 
 

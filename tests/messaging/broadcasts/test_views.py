@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from siyu.channels import service as channels
-from siyu.contacts import segments
-from siyu.contacts import service as contacts
 from siyu.core.tenancy import bind_workspace
 from siyu.messaging import broadcasts, caps
 from tests.console.helpers import post, sign_in
-from tests.messaging.broadcasts.conftest import ACTOR
+from tests.messaging.broadcasts.conftest import webhook_world
 
 
 @pytest.fixture
@@ -24,14 +21,7 @@ def owner(client, db, make_workspace, make_user):
 
 @pytest.fixture
 def setup(db, owner):
-    bind_workspace(db, owner.id)
-    account = channels.create_account(db, kind="webhook", name="App", config={"url": "http://127.0.0.1:9/in"},
-                                      secrets={"secret": "s" * 20}, actor=ACTOR)
-    people = [contacts.create_contact(db, fields={"name": n, "nickname": n}, actor=ACTOR) for n in ("Li", "Wang")]
-    segment = segments.create_segment(db, name="Tea lovers", kind="static", actor=ACTOR)
-    segments.add_members(db, segment, contact_ids=[p.id for p in people], actor=ACTOR)
-    db.commit()
-    return account, segment, people
+    return webhook_world(db, owner.id)
 
 
 def test_empty_pages_explain_what_to_do(client, owner):
