@@ -183,6 +183,8 @@ def chunk_job(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
     b = _live(session, ctx, "sending")
     if b is None:
         return {"skipped": "not sending"}
+    if b.account_id is None:
+        return _stop(session, b, "account_deleted")
     done = process_chunk(session, b)
     n = int(ctx.payload.get("n", 0))
     if done:

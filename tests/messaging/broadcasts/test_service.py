@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from siyu.channels import service as channels
 from siyu.contacts import segments
 from siyu.contacts import service as contacts
 from siyu.conversations.models import Message
@@ -198,3 +199,15 @@ def test_send_time_optimisation_sends_at_the_contacts_own_hour(db, ws, account, 
     # No history of their own: the workspace's best hour, learned from everyone's engagement.
     assert (rows[quiet].note["source"], rows[quiet].note["bucket"]) == ("workspace", "evening")
     assert rows[quiet].planned_at == rows[evening].planned_at
+
+
+def test_an_account_deleted_while_sending_stops_the_broadcast_with_the_reason(db, account, adapter, audience, scope,
+                                                                             run_jobs, at_morning):
+    segment, _ids = audience(2)
+    b = broadcasts.schedule(db, _new(db, account, segment), at=None, actor=ACTOR)
+    _step(db, scope, 1)  # the start: the audience is frozen
+    channels.delete_account(db, channels.get_account(db, account.id), actor=ACTOR)
+    run_jobs()
+    b = broadcasts.get_broadcast(db, b.id)
+    assert (b.status, b.plan["error"]) == ("cancelled", "account_deleted")
+    assert adapter.sent == []
