@@ -227,8 +227,8 @@ def _settings_page(console: Console, *, errors: dict[str, str] | None = None, va
         values = {f"{k}.{p}": str(v) for k, row in (settings.caps or {}).items() for p, v in row.items()}
         values.update(quiet_start=settings.quiet_start or "", quiet_end=settings.quiet_end or "")
     return console.page("messaging/broadcasts/settings.html", status=status, kinds=["*", *kinds],
-                        periods=caps.PERIODS, period_names=PERIOD_NAMES, values=values, errors=errors or {}, editable=_editable(console),
-                        tz=broadcasts.workspace_tz(console.db).key)
+                        periods=caps.PERIODS, period_names=PERIOD_NAMES, values=values, errors=errors or {},
+                        editable=_editable(console), tz=broadcasts.workspace_tz(console.db).key)
 
 
 @router.get("/console/broadcast-settings")
