@@ -58,6 +58,8 @@ def test_send_now_gives_each_contact_one_personal_message_and_finishes(db, accou
     counts = broadcast_report.status_counts(db, b)
     assert counts["sent"] == 3
     assert sum(counts.values()) == 3
+    series = broadcast_report.over_time(db, b, broadcasts.workspace_tz(db))
+    assert (series.labels, series.sent, series.clicked) == (["10:00"], [3], [0])  # local time, Shanghai
     types = db.execute(select(Event.type).where(Event.type.like("broadcast.%")).order_by(Event.id)).scalars().all()
     assert types == ["broadcast.started", "broadcast.finished"]
     keys = db.execute(select(Message.idempotency_key).where(Message.origin == f"broadcast:{b.id}")).scalars()
