@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from siyu.channels import service as channels
 from siyu.channels.base import adapter_for
 from siyu.contacts import segments
+from siyu.conversations.models import Message
 from siyu.core import audit, clock, jobs
 from siyu.core.audit import Actor
 from siyu.core.errors import Conflict, Invalid
@@ -213,8 +214,6 @@ def schedule(session: Session, b: Broadcast, *, at: str | datetime | None, actor
 
 
 def _open_messages(session: Session, b: Broadcast, status: str) -> list[tuple[BroadcastRecipient, int | None]]:
-    from siyu.conversations.models import Message
-
     rows = session.execute(
         select(BroadcastRecipient, Message.job_id).join(Message, Message.id == BroadcastRecipient.message_id)
         .where(BroadcastRecipient.broadcast_id == b.id, BroadcastRecipient.status == status,

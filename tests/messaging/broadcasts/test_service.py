@@ -213,3 +213,19 @@ def test_an_account_deleted_while_sending_stops_the_broadcast_with_the_reason(db
     b = broadcasts.get_broadcast(db, b.id)
     assert (b.status, b.plan["error"]) == ("cancelled", "account_deleted")
     assert adapter.sent == []
+
+
+def test_the_platforms_monthly_limit_and_rate_are_respected(db, account, adapter, audience, run_jobs, at_morning):
+    from siyu.channels.base import PlatformRules
+
+    adapter.rules = PlatformRules(identity_type="contact_id", consent_channel="sms", per_minute=30,
+                                  marketing_per_month=1, content_types=("text",))
+    segment, _ids = audience(3)
+    first = broadcasts.schedule(db, _new(db, account, segment, name="one"), at=None, actor=ACTOR)
+    run_jobs()
+    planned = sorted(r.planned_at for r, _m in broadcast_report.list_recipients(db, first)[0])
+    assert [(t - MORNING).total_seconds() for t in planned] == [0, 2, 4]  # 30 a minute: one every 2 s
+    at_morning.advance(days=1)
+    second = broadcasts.schedule(db, _new(db, account, segment, name="two"), at=None, actor=ACTOR)
+    run_jobs()
+    assert {r.reason for r, _m in broadcast_report.list_recipients(db, second)[0]} == {"platform:month"}
