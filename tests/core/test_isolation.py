@@ -29,6 +29,7 @@ PARAMS = (
     "user_id", "key_id", "event_id", "job_id",
     "contact_id", "identity_id", "note_id", "attribute_id", "merge_id", "proposal_id",
     "segment_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id", "handover_id", "import_id",
+    "broadcast_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -60,12 +61,28 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     contact_import = contact_models.ContactImport(filename=f"{B_MARK}.csv", created_by=B_MARK, status="done")
     db.add_all([rule, handover, contact_import])
     db.commit()
+    broadcast_id = _seed_b_broadcast(db, segment.id)
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db)}
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
-                "handover_id": handover.id, "import_id": contact_import.id})
+                "handover_id": handover.id, "import_id": contact_import.id,
+                "broadcast_id": broadcast_id})
     return b, ids, b_key_secret
+
+
+def _seed_b_broadcast(db, segment_id: int) -> int:
+    """A draft broadcast of workspace B through a webhook account."""
+    from siyu.channels import service as channels
+    from siyu.messaging import broadcasts
+
+    actor = Actor.cli(B_MARK)
+    account = channels.create_account(db, kind="webhook", name=f"hook {B_MARK}", config={"url": "http://127.0.0.1:9/"},
+                                      secrets={"secret": "s" * 20}, actor=actor)
+    b = broadcasts.create_broadcast(db, name=f"broadcast {B_MARK}", account_id=account.id, segment_id=segment_id,
+                                    content={"type": "text", "text": B_MARK}, actor=actor)
+    db.commit()
+    return b.id
 
 
 def _seed_b_contacts(db) -> dict[str, int]:
