@@ -74,3 +74,14 @@ def post(client_, account_id: int, body: str, query: dict[str, str]):
                         headers={"Content-Type": "text/xml"})
 
 
+
+
+@pytest.fixture
+def api_key(db, ws, make_key) -> dict[str, str]:
+    """An all-scopes key of the test's workspace, the test session bound to it again."""
+    from siyu.core.tenancy import bind_workspace
+    from tests.conftest import bearer
+
+    headers = bearer(make_key(ws))
+    bind_workspace(db, ws.id)
+    return headers

@@ -43,7 +43,7 @@ def test_the_published_ciphertext_is_signed_and_decrypted_by_the_route(client, o
     ts, nonce = str(SAMPLE_TS), "xxxxxx"
     query = {"timestamp": ts, "nonce": nonce, "encrypt_type": "aes",
              "msg_signature": wxcrypto.signature("pamtest", ts, nonce, PUBLISHED_CIPHERTEXT)}
-    body = f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><Encrypt>{xml.cdata(PUBLISHED_CIPHERTEXT)}</Encrypt></xml>"
+    body = f"<xml><ToUserName>gh_test</ToUserName><Encrypt>{xml.cdata(PUBLISHED_CIPHERTEXT)}</Encrypt></xml>"
     r = post(client, oa.id, body, query)
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "bad_xml"

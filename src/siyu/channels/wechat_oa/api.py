@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from siyu.channels.wechat_oa import service as oa
 from siyu.core.auth import Auth, SessionDep, api_auth
@@ -16,6 +19,16 @@ from siyu.core.tenancy import MAX_ID
 router = APIRouter(prefix="/channel-accounts/{account_id}/wechat-oa", tags=["wechat-oa"])
 Read = Annotated[Auth, Depends(api_auth("channels", "read"))]
 Write = Annotated[Auth, Depends(api_auth("channels", "write"))]
+
+
+@contextmanager
+def _health_kept(session: Session) -> Iterator[None]:
+    """The account's sync health outlives a platform refusal: committed before the 502 rolls back."""
+    try:
+        yield
+    except oa.PlatformError:
+        session.commit()
+        raise
 
 
 class QrCodeIn(Strict):
@@ -45,7 +58,7 @@ class TemplateMessageIn(Strict):
     contact_id: int = Field(ge=1, le=MAX_ID)
     template_id: str = Field(min_length=1, max_length=128)
     data: dict[str, str | dict[str, str]] = Field(
-        min_length=1, max_length=50, description='{"keyword1": "value"} or {"keyword1": {"value", "color"}}')
+        max_length=50, description='{"keyword1": "value"} or {"keyword1": {"value", "color"}}')
     url: str | None = Field(default=None, max_length=1024, pattern=r"^https?://")
     miniprogram: MiniProgram | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=128,
@@ -62,26 +75,32 @@ class MessageOut(BaseModel):
 def create_qrcode(account_id: int, body: QrCodeIn, auth: Write, session: SessionDep) -> QrCodeOut:
     """A parameterised QR code (temporary, or permanent) for a scene."""
     account = oa.oa_account(session, account_id)
-    return QrCodeOut(**oa.create_qrcode(session, account, actor=auth.actor, **body.model_dump()))
+    with _health_kept(session):
+        return QrCodeOut(**oa.create_qrcode(session, account, actor=auth.actor, **body.model_dump()))
 
 
 @router.get("/menu")
 def read_menu(account_id: int, auth: Read, session: SessionDep) -> Menu:
     """The account's custom menu as the platform has it (no buttons when it has none)."""
-    return Menu(**oa.get_menu(session, oa.oa_account(session, account_id)))
+    account = oa.oa_account(session, account_id)
+    with _health_kept(session):
+        return Menu(**oa.get_menu(session, account))
 
 
 @router.put("/menu")
 def replace_menu(account_id: int, body: Menu, auth: Write, session: SessionDep) -> Menu:
     """Replace the custom menu (3 buttons, 5 sub-buttons each, the platform's name lengths)."""
     account = oa.oa_account(session, account_id)
-    return Menu(**oa.set_menu(session, account, body.model_dump(), actor=auth.actor))
+    with _health_kept(session):
+        return Menu(**oa.set_menu(session, account, body.model_dump(), actor=auth.actor))
 
 
 @router.delete("/menu", status_code=204)
 def remove_menu(account_id: int, auth: Write, session: SessionDep) -> None:
     """Remove the custom menu."""
-    oa.delete_menu(session, oa.oa_account(session, account_id), actor=auth.actor)
+    account = oa.oa_account(session, account_id)
+    with _health_kept(session):
+        oa.delete_menu(session, account, actor=auth.actor)
 
 
 @router.post("/template-messages", status_code=202)

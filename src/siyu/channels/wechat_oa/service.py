@@ -95,6 +95,8 @@ def send_template(
     idempotency_key: str, actor: Actor,
 ) -> Message:
     """Queue a template message to a contact (consent checked, sent by the worker, delivery by callback)."""
+    if not data:
+        raise Invalid("a template message fills at least one of the template's fields", field="data")
     contact = contacts.get_contact(session, contact_id)
     content: dict[str, Any] = {"type": "template", "template_id": template_id, "data": dict(data)}
     if url:
