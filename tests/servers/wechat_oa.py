@@ -50,6 +50,8 @@ class FakeOA:
         self.menu: dict[str, Any] | None = None
         self.sent: list[dict[str, Any]] = []
         self.templates: dict[str, int] = {}
+        # What user/info tells: openid -> extra fields (unionid, nickname where still given).
+        self.profiles: dict[str, dict[str, Any]] = {}
         self._msgids = itertools.count(200_000_001)
         self.app = Starlette(routes=[
             Route("/cgi-bin/token", self.token, methods=["GET"]),
@@ -177,8 +179,11 @@ class FakeOA:
         if refused is not None:
             return refused
         openid = request.query_params.get("openid", "")
+        if not openid:
+            return _err(40003, "invalid openid")
         return JSONResponse({"subscribe": 1, "openid": openid, "nickname": "", "language": "zh_CN",
-                             "subscribe_time": 1409304348, "subscribe_scene": "ADD_SCENE_QR_CODE"})
+                             "subscribe_time": 1409304348, "subscribe_scene": "ADD_SCENE_QR_CODE",
+                             **self.profiles.get(openid, {})})
 
 
 def _err(code: int, message: str) -> JSONResponse:

@@ -19,6 +19,7 @@ from siyu.channels import service
 from siyu.channels.models import ChannelAccount
 from siyu.channels.wechat_oa import inbound, xml
 from siyu.channels.wechat_oa.adapter import open_window
+from siyu.channels.wechat_oa.tasks import queue_profile
 from siyu.channels.wxcrypto import CryptoError, check_signature, decrypt, encrypt, signature
 from siyu.conversations.models import Message
 from siyu.core import clock
@@ -126,6 +127,8 @@ def handle(session: Session, account: ChannelAccount, params: Mapping[str, str],
         return answer
     if item.event in inbound.WINDOW_EVENTS:
         open_window(account, item.sender, item.occurred_at)
+    if item.event == "joined":
+        queue_profile(session, account, item.sender)
     if received.reply is None or received.contact_id is None:
         return answer
     key = f"passive:{account.id}:{item.dedupe_key}"[:255]
