@@ -192,16 +192,18 @@ class Result:
 
 
 @contextmanager
-def served(url: str) -> Iterator[http.client.HTTPConnection]:
-    """One uvicorn process serving siyu on `url`'s database, and a keep-alive connection to it.
+def served(url: str, factory: str = "siyu.app:create_app") -> Iterator[http.client.HTTPConnection]:
+    """One uvicorn process serving siyu (or another app `factory`, importable from bench/) on `url`'s
+    database, and a keep-alive connection to it.
 
     One connection and bodies encoded before the clock starts: the client's own work (building JSON, a
     client library's request and response models) is not the server's.
     """
     port = free_port()
-    env = {**os.environ, "SIYU_DATABASE_URL": url, "SIYU_SECRET_KEY": "bench", "SIYU_VAR_DIR": tempfile.mkdtemp()}
+    env = {**os.environ, "SIYU_DATABASE_URL": url, "SIYU_SECRET_KEY": "bench", "SIYU_VAR_DIR": tempfile.mkdtemp(),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "bench"), os.environ.get("PYTHONPATH")) if p)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "siyu.app:create_app", "--factory", "--host", "127.0.0.1",
+        [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log"],
         env=env, cwd=ROOT,
     )
