@@ -32,8 +32,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import psycopg
-from bench_events import PG_ADMIN, ROOT, machine, served
-from sqlalchemy import create_engine, make_url, text
+from bench_events import ROOT, machine, scratch_postgres, served
 from sqlalchemy.orm import Session
 
 from siyu.channels import wxcrypto
@@ -208,13 +207,7 @@ def bench_sqlite() -> Result:
 
 
 def bench_postgres() -> Result:
-    name = f"siyu_bench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    sa_url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    conn = None
-    try:
+    with scratch_postgres() as sa_url:
         upgrade(sa_url)
         conn = psycopg.connect(sa_url.replace("postgresql+psycopg://", "postgresql://"))
 
@@ -229,13 +222,10 @@ def bench_postgres() -> Result:
 
             return bare(insert)
 
-        return run("PostgreSQL", sa_url, make_raw)
-    finally:
-        if conn is not None:
+        try:
+            return run("PostgreSQL", sa_url, make_raw)
+        finally:
             conn.close()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:

@@ -274,13 +274,27 @@ def bench_sqlite() -> Result:
             conn.close()
 
 
-def bench_postgres() -> Result:
+@contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one run (its SQLAlchemy URL), dropped afterwards."""
     name = f"siyu_bench_{secrets.token_hex(4)}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN).set(database=name)
-    sa_url = url.render_as_string(hide_password=False)
+    try:
+        yield make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def bench_postgres() -> Result:
+    with scratch_postgres() as sa_url:
+        return _bench_postgres(sa_url)
+
+
+def _bench_postgres(sa_url: str) -> Result:
     conn = None
     try:
         upgrade(sa_url)
@@ -297,9 +311,6 @@ def bench_postgres() -> Result:
     finally:
         if conn is not None:
             conn.close()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def machine() -> list[str]:
