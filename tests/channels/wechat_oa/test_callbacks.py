@@ -156,3 +156,16 @@ def test_entities_are_refused_in_plain_mode_before_anything_expands(client, db, 
     r = post(client, account.id, *signed(external, timestamp=SAMPLE_TS))
     assert (r.status_code, r.json()["error"]["code"]) == (400, "bad_xml")
     assert _stored(db) == before
+
+
+def test_a_compatible_mode_account_takes_plain_and_encrypted_pushes(client, db, ws, sample_clock):
+    account = service.create_account(db, kind="wechat_oa", name="Compat", actor=ACTOR,
+                                     config={"app_id": fake_oa.APP_ID, "mode": "compatible"},
+                                     secrets={"app_secret": "s", "token": fake_oa.TOKEN,
+                                              "encoding_aes_key": fake_oa.AES_KEY})
+    plain = post(client, account.id, *signed(push_xml(MsgType="text", Content="a", MsgId="1"), timestamp=SAMPLE_TS))
+    sealed = post(client, account.id, *signed(push_xml(MsgType="text", Content="b", MsgId="2"), timestamp=SAMPLE_TS,
+                                               encrypt=True))
+    assert (plain.text, sealed.text) == ("success", "success")
+    db.expire_all()
+    assert db.execute(select(Message.text).order_by(Message.id)).scalars().all() == ["a", "b"]

@@ -105,3 +105,29 @@ def test_a_follow_fetches_the_profile_in_the_background_and_keeps_the_unionid(
         ("openid", "oUser1"), ("unionid", "uUnion1")}  # the contacts module's names
     assert not contact.nickname  # the placeholder name is not a nickname
     assert service.get_account(db, oa.id).last_ok_at is not None
+
+
+def test_passive_replies_carry_text_images_and_links_but_not_cards():
+    image = xml.parse(xml.passive_reply("o", "gh", 1, {"type": "image", "media_id": "M"}).encode())
+    assert (image["MsgType"], image["MediaId"]) == ("image", "M")
+    assert xml.passive_reply("o", "gh", 1, {"type": "image", "url": "https://x.jpg"}) is None
+    assert xml.passive_reply("o", "gh", 1, {"type": "miniprogram", "appid": "wx"}) is None
+
+
+@pytest.mark.parametrize(("config", "secrets", "field"), [
+    ({"app_id": "wx123"}, {}, "config.app_id"),
+    ({"app_id": "wx" + "a" * 16, "mode": "secret"}, {}, "config.mode"),
+    ({"app_id": "wx" + "a" * 16, "api_base": "ftp://x"}, {}, "config.api_base"),
+    ({"app_id": "wx" + "a" * 16}, {"token": "tok"}, "secrets.app_secret"),
+    ({"app_id": "wx" + "a" * 16}, {"app_secret": "s", "token": "a b"}, "secrets.token"),
+    ({"app_id": "wx" + "a" * 16}, {"app_secret": "s", "token": "tok", "encoding_aes_key": "short"},
+     "secrets.encoding_aes_key"),
+    ({"app_id": "wx" + "a" * 16, "mode": "safe"}, {"app_secret": "s", "token": "tok"}, "secrets.encoding_aes_key"),
+])
+def test_account_settings_that_cant_work_are_refused_with_the_field(config, secrets, field):
+    from siyu.channels.wechat_oa.adapter import ADAPTER
+
+    with pytest.raises(Invalid) as err:
+        ADAPTER.validate_config(config, secrets)
+    assert err.value.field == field
+    ADAPTER.validate_config({"app_id": "wx" + "a" * 16, "mode": "plain"}, {"app_secret": "s", "token": "tok"})

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from siyu.channels import service
@@ -61,6 +62,17 @@ def open_window(account: ChannelAccount, address: str, at: datetime | None = Non
     row = service.address_row(session, account, address) if session is not None else None
     if row is not None:
         row.last_inbound_at, row.sent_since_inbound = at or clock.now(), 0
+
+
+def _locked_address(account: ChannelAccount, address: str) -> AccountContact | None:
+    """The person's row on the account, locked until the send's transaction ends (PostgreSQL), so two
+    workers sending to the same person can't both take the window's last message."""
+    session = object_session(account)
+    if session is None:
+        return None
+    return session.execute(select(AccountContact).where(
+        AccountContact.account_id == account.id, AccountContact.address == address).with_for_update()
+    ).scalar_one_or_none()
 
 
 def custom_message(address: str, content: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,8 +157,7 @@ class WechatOAAdapter:
             msg_id = await client.send_template(account, template_message(address, content, idempotency_key))
             return SendResult(external_id=msg_id or None)
         body = custom_message(address, content)
-        session = object_session(account)
-        row = service.address_row(session, account, address) if session is not None else None
+        row = _locked_address(account, address)
         _within_window(row, clock.now())
         await client.send_custom(account, body)
         if row is not None:
