@@ -169,3 +169,20 @@ def test_a_compatible_mode_account_takes_plain_and_encrypted_pushes(client, db, 
     assert (plain.text, sealed.text) == ("success", "success")
     db.expire_all()
     assert db.execute(select(Message.text).order_by(Message.id)).scalars().all() == ["a", "b"]
+
+
+def test_a_paused_account_stores_the_message_and_does_not_reply(client, oa, db, sample_clock):
+    service.update_account(db, oa, status="paused", actor=ACTOR)
+
+    @service.on_receive("test-oa-paused")
+    def reply(session, account, item, received):
+        return {"type": "text", "text": "hi"}
+
+    try:
+        r = post(client, oa.id, *signed(push_xml(MsgType="text", Content="在吗", MsgId="5"), timestamp=SAMPLE_TS,
+                                        encrypt=True))
+    finally:
+        service.remove_receive_hook("test-oa-paused")
+    assert r.text == "success"
+    db.expire_all()
+    assert db.execute(select(Message.direction)).scalars().all() == ["in"]

@@ -129,8 +129,8 @@ def handle(session: Session, account: ChannelAccount, params: Mapping[str, str],
         open_window(account, item.sender, item.occurred_at)
     if item.event == "joined":
         queue_profile(session, account, item.sender)
-    if received.reply is None or received.contact_id is None:
-        return answer
+    if received.reply is None or received.contact_id is None or account.status != "active":
+        return answer  # a paused account stores what arrives and says nothing
     key = f"passive:{account.id}:{item.dedupe_key}"[:255]
     reply = xml.passive_reply(item.sender, fields.get("ToUserName", ""), int(clock.now().timestamp()), received.reply)
     if reply is None:
