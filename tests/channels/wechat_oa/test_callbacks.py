@@ -78,6 +78,7 @@ def test_a_text_message_is_archived_and_the_passive_reply_comes_back_encrypted(c
         body, query = signed(push_xml(MsgType="text", Content="价格", MsgId="6054768590064713728"),
                              timestamp=SAMPLE_TS, encrypt=True)
         r = post(client, oa.id, body, query)
+        retried = post(client, oa.id, body, query)  # our answer was late: the platform asks again
     finally:
         service.remove_receive_hook("test-oa-reply")
 
@@ -88,6 +89,8 @@ def test_a_text_message_is_archived_and_the_passive_reply_comes_back_encrypted(c
     inner = xml.parse(wxcrypto.decrypt(envelope["Encrypt"], fake_oa.AES_KEY, fake_oa.APP_ID).encode())
     assert (inner["ToUserName"], inner["FromUserName"], inner["MsgType"], inner["Content"]) == (
         "oUser1", "gh_test", "text", "价格见 ]]> 菜单")
+    again = xml.parse(retried.content)
+    assert xml.parse(wxcrypto.decrypt(again["Encrypt"], fake_oa.AES_KEY, fake_oa.APP_ID).encode()) == inner
     db.expire_all()
     messages = db.execute(select(Message).order_by(Message.id)).scalars().all()
     assert [(m.direction, m.text, m.status, m.external_id) for m in messages] == [

@@ -123,7 +123,12 @@ def handle(session: Session, account: ChannelAccount, params: Mapping[str, str],
     item = inbound.to_inbound(fields)
     received = service.receive(session, account, item)
     answer = Answer(urgent_jobs=received.urgent_jobs)
+    key = f"passive:{account.id}:{item.dedupe_key}"[:255]
     if received.duplicate:
+        # The platform retries when our answer took over 5 s: it gets the reply it missed, once more.
+        prior = service.message_by_key(session, key)
+        if prior is not None and prior.origin == PASSIVE and prior.status == "sent":
+            _reply(account, fields, prior.content, encrypted, answer)
         return answer
     if item.event in inbound.WINDOW_EVENTS:
         open_window(account, item.sender, item.occurred_at)
@@ -131,17 +136,25 @@ def handle(session: Session, account: ChannelAccount, params: Mapping[str, str],
         queue_profile(session, account, item.sender)
     if received.reply is None or received.contact_id is None or account.status != "active":
         return answer  # a paused account stores what arrives and says nothing
-    key = f"passive:{account.id}:{item.dedupe_key}"[:255]
-    reply = xml.passive_reply(item.sender, fields.get("ToUserName", ""), int(clock.now().timestamp()), received.reply)
-    if reply is None:
+    if _reply(account, fields, received.reply, encrypted, answer):
+        _archive(session, account, received.contact_id, item.sender, received.reply, key)
+    else:
         # A passive reply can't carry it (a mini-program card): the person just wrote, so it goes out
         # as a customer-service message right after the commit instead.
         service.queue_send(session, account=account, contact_id=received.contact_id, content=received.reply,
                            origin=PASSIVE, idempotency_key=key, urgent=True, received=received)
-        return answer
-    _archive(session, account, received.contact_id, item.sender, received.reply, key)
-    answer.body, answer.content_type = (_seal(account, reply) if encrypted else reply), "application/xml"
     return answer
+
+
+def _reply(account: ChannelAccount, fields: Mapping[str, str], content: Mapping[str, Any], encrypted: bool,
+           answer: Answer) -> bool:
+    """Make `answer` the passive reply carrying `content` (sealed when the push was); False when it can't."""
+    reply = xml.passive_reply(fields.get("FromUserName", ""), fields.get("ToUserName", ""),
+                              int(clock.now().timestamp()), content)
+    if reply is None:
+        return False
+    answer.body, answer.content_type = (_seal(account, reply) if encrypted else reply), "application/xml"
+    return True
 
 
 def _archive(session: Session, account: ChannelAccount, contact_id: int, address: str,
