@@ -19,10 +19,12 @@ import hashlib
 import itertools
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -221,3 +223,13 @@ def signed(body: str, *, timestamp: int, token: str = TOKEN, encrypt: bool = Fal
     envelope = f"<xml><ToUserName>{cdata('gh_test')}</ToUserName><Encrypt>{cdata(ciphertext)}</Encrypt></xml>"
     return envelope, {**query, "encrypt_type": "aes",
                       "msg_signature": wxcrypto.signature(token, ts, nonce, ciphertext)}
+
+
+def deliver(base_url: str, account_id: int, push: str, *, timestamp: int | None = None, encrypt: bool = True,
+            **keys: str) -> httpx.Response:
+    """POST a push to a running siyu as the platform does (for end-to-end tests: a follow through a QR code
+    is `deliver(url, id, push_xml(MsgType="event", Event="subscribe", EventKey="qrscene_<scene>"))`)."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    body, query = signed(push, timestamp=ts, encrypt=encrypt, **keys)
+    return httpx.post(f"{base_url}/hooks/wechat-oa/{account_id}", params=query, content=body.encode(),
+                      headers={"Content-Type": "text/xml"}, timeout=10)

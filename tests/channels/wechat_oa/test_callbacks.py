@@ -189,3 +189,16 @@ def test_a_paused_account_stores_the_message_and_does_not_reply(client, oa, db, 
     assert r.text == "success"
     db.expire_all()
     assert db.execute(select(Message.direction)).scalars().all() == ["in"]
+
+
+def test_the_fake_platform_delivers_a_follow_to_a_running_siyu(app, oa, db):
+    from tests.servers import serve
+    from tests.servers.wechat_oa import deliver
+
+    with serve(app) as base_url:
+        r = deliver(base_url, oa.id, push_xml(MsgType="event", Event="subscribe", EventKey="qrscene_live-1",
+                                              created=SAMPLE_TS))
+    assert (r.status_code, r.text) == (200, "success")
+    db.expire_all()
+    joined = db.execute(select(Event).where(Event.type == "channel.joined")).scalar_one()
+    assert joined.properties["scene"] == "live-1"
