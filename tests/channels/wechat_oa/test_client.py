@@ -183,6 +183,16 @@ def test_with_redis_the_token_is_shared_through_redis(db, oa, fake, monkeypatch)
         get_settings.cache_clear()
 
 
+def test_a_connection_test_fetches_a_new_token_and_shares_it(db, oa, fake):
+    server, _ = fake
+    old = service.run_async(client.access_token(oa))
+    assert service.run_async(ADAPTER.test_connection(oa)) == "access token fetched"
+    new = db.execute(select(AccessToken.token)).scalar_one()
+    assert new != old
+    assert service.run_async(client.access_token(oa)) == new
+    assert len(server.calls(TOKEN)) == 2
+
+
 def test_a_token_near_its_expiry_is_replaced_before_use(db, oa, fake, frozen_now):
     server, _ = fake
     first = service.run_async(client.access_token(oa))

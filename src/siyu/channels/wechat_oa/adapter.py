@@ -148,7 +148,7 @@ class WechatOAAdapter:
                 raise Invalid(str(exc), field="secrets.encoding_aes_key") from exc
 
     async def test_connection(self, account: ChannelAccount) -> str:
-        await client.fetch_token(account)
+        await client.access_token(account, fetch_new=True)
         return "access token fetched"
 
     async def send(self, account: ChannelAccount, address: str, content: Mapping[str, Any], *,

@@ -121,9 +121,10 @@ async def fetch_token(account: ChannelAccount) -> tuple[str, int]:
     return str(answer["access_token"]), int(answer.get("expires_in", 7200))
 
 
-async def access_token(account: ChannelAccount, *, refused: str | None = None) -> str:
+async def access_token(account: ChannelAccount, *, refused: str | None = None, fetch_new: bool = False) -> str:
     """The account's current token (cached and shared; see `tokens`)."""
-    return await tokens.token_for(account, _fingerprint(account), lambda: fetch_token(account), refused=refused)
+    return await tokens.token_for(account, _fingerprint(account), lambda: fetch_token(account), refused=refused,
+                                  fetch_new=fetch_new)
 
 
 async def call(account: ChannelAccount, path: str, *, method: str = "POST", json: Any = None,

@@ -95,14 +95,16 @@ async def _save(account: ChannelAccount, fp: str, token: str, expires_at: dateti
     session.execute(stmt.on_conflict_do_update(index_elements=["account_id"], set_=values))
 
 
-async def token_for(account: ChannelAccount, fp: str, fetch: Fetch, *, refused: str | None = None) -> str:
+async def token_for(account: ChannelAccount, fp: str, fetch: Fetch, *, refused: str | None = None,
+                    fetch_new: bool = False) -> str:
     """A usable token of the account. `refused`: the token the platform just refused — replaced unless
-    another process already put a different one in the shared cache."""
+    another process already put a different one in the shared cache. `fetch_new`: ask the platform now
+    (a connection test) and share what it gives, as a new token retires the old one within minutes."""
     key = (account.id, fp)
     cached = _memory.get(key)
-    if refused is None and _fresh(cached):
+    if not fetch_new and refused is None and _fresh(cached):
         return cached[0]  # type: ignore[index]
-    shared = await _load(account, fp)
+    shared = None if fetch_new else await _load(account, fp)
     if _fresh(shared) and shared is not None and shared[0] != refused:
         _memory[key] = shared
         return shared[0]
