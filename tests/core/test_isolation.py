@@ -30,6 +30,7 @@ PARAMS = (
     "contact_id", "identity_id", "note_id", "attribute_id", "merge_id", "proposal_id",
     "segment_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id", "handover_id", "import_id",
     "broadcast_id",
+    "account_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -62,12 +63,13 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     db.add_all([rule, handover, contact_import])
     db.commit()
     broadcast_id = _seed_b_broadcast(db, segment.id)
+    account = _seed_b_account(db)
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db)}
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id,
-                "broadcast_id": broadcast_id})
+                "broadcast_id": broadcast_id, "account_id": account.id})
     return b, ids, b_key_secret
 
 
@@ -83,6 +85,17 @@ def _seed_b_broadcast(db, segment_id: int) -> int:
                                     content={"type": "text", "text": B_MARK}, actor=actor)
     db.commit()
     return b.id
+
+
+def _seed_b_account(db) -> Any:
+    """An Official Account of workspace B (its platform calls never happen: A is refused first)."""
+    from siyu.channels import service as channels
+
+    account = channels.create_account(
+        db, kind="wechat_oa", name=f"oa {B_MARK}", config={"app_id": "wx" + "b" * 16, "api_base": "http://127.0.0.1:9"},
+        secrets={"app_secret": B_MARK, "token": "btoken", "encoding_aes_key": "b" * 43}, actor=Actor.cli(B_MARK))
+    db.commit()
+    return account
 
 
 def _seed_b_contacts(db) -> dict[str, int]:
