@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib
 
 # Each module with tables adds its models here, in dependency order.
-MODEL_MODULES = ("siyu.core.models", "siyu.contacts.models", "siyu.channels.models", "siyu.conversations.models")
+MODEL_MODULES = (
+    "siyu.core.models", "siyu.contacts.models", "siyu.channels.models", "siyu.channels.chat_archive_models",
+    "siyu.conversations.models",
+)
 
 
 def import_all_models() -> None:
