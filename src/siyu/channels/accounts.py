@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.routing import Match
 
 from siyu.channels import service
 from siyu.channels.base import Adapter, ChannelError, ConfigField, adapter_for, adapter_kinds
@@ -49,8 +50,9 @@ def kind_path(kind: str) -> str:
 
 def has_callbacks(kind: str, routes: Iterable[Any]) -> bool:
     """True when the app serves `/hooks/<kind-path>/{account}` (outbound-only kinds have no callback)."""
-    prefix = f"/hooks/{kind_path(kind)}/{{"
-    return any(str(getattr(route, "path", "")).startswith(prefix) for route in routes)
+    scope = {"type": "http", "method": "POST", "path": f"/hooks/{kind_path(kind)}/1", "root_path": "",
+             "headers": [], "query_string": b""}
+    return any(route.matches(scope)[0] != Match.NONE for route in routes if hasattr(route, "matches"))
 
 
 def callback_url(base_url: str, account: ChannelAccount, routes: Iterable[Any]) -> str | None:
