@@ -1,0 +1,154 @@
+"""The channel accounts pages: empty state, the form rendered from the adapter's fields, secrets as
+password inputs that show "set" and keep their value when left empty, field errors, pause/resume,
+delete, the connection test, and who may do what."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from siyu.channels import service
+from siyu.channels.models import ChannelAccount
+from siyu.core.audit import Actor
+from siyu.core.tenancy import bind_workspace
+from tests.console.helpers import post, sign_in
+from tests.servers import serve
+from tests.servers.webhook_receiver import Receiver
+
+SECRET = "s3cret-s3cret-s3cret"
+ACTOR = Actor(type="user", id="1", label="tester@example.com", via="console")
+
+
+@pytest.fixture
+def shop(client, make_workspace, make_user):
+    ws = make_workspace("Acme Tea", locale="en")
+    make_user(ws, "operator", email="op@example.com")
+    assert sign_in(client, "op@example.com").status_code == 303
+    return ws
+
+
+@pytest.fixture
+def endpoint() -> Iterator[tuple[str, Receiver]]:
+    receiver = Receiver(secret=SECRET)
+    with serve(receiver.app()) as base:
+        yield f"{base}/hook", receiver
+
+
+def _account(db, ws, url="https://example.com/hook") -> ChannelAccount:
+    bind_workspace(db, ws.id)
+    account = service.create_account(db, kind="webhook", name="Shop app", config={"url": url},
+                                     secrets={"secret": SECRET}, actor=ACTOR)
+    db.commit()
+    bind_workspace(db, None)
+    return account
+
+
+def _stored(db, account_id: int) -> ChannelAccount:
+    db.expire_all()
+    return db.get(ChannelAccount, account_id)
+
+
+def test_the_empty_list_says_what_to_connect_first_and_offers_every_kind(client, shop):
+    page = client.get("/console/channels")
+
+    assert page.status_code == 200
+    assert "No channel accounts yet" in page.text
+    assert "Connect your WeChat Official Account or WeCom app first" in page.text
+    assert 'href="/console/channels/new?kind=webhook"' in page.text
+    assert 'href="/console/channels/new?kind=wecom_archive"' in page.text
+    assert 'href="/console/channels"' in client.get("/console").text  # in the sidebar
+
+
+def test_the_form_is_rendered_from_the_fields_and_creates_an_account(client, db, shop):
+    form = client.get("/console/channels/new?kind=webhook")
+    created = post(client, "/console/channels", {"kind": "webhook", "name": "Shop app",
+                                                 "config.url": "https://example.com/hook", "secrets.secret": SECRET})
+
+    assert 'name="config.url"' in form.text
+    assert 'name="secrets.secret" type="password"' in form.text
+    assert created.status_code == 303, created.text
+    account_id = int(created.headers["location"].rsplit("/", 1)[1])
+    detail = client.get(created.headers["location"])
+    assert 'class="badge badge-ok secret-set"' in detail.text
+    assert SECRET not in detail.text
+    assert _stored(db, account_id).secrets == {"secret": SECRET}
+
+
+def test_a_bad_setting_is_shown_on_its_field_and_nothing_is_saved(client, db, shop):
+    refused = post(client, "/console/channels", {"kind": "webhook", "name": "Shop app",
+                                                 "config.url": "ftp://nope", "secrets.secret": SECRET})
+
+    assert refused.status_code == 422
+    assert 'id="config.url-error"' in refused.text
+    assert "Enter an http:// or https:// URL." in refused.text
+    assert 'value="ftp://nope"' in refused.text
+    assert SECRET not in refused.text
+    assert db.execute(select(func.count()).select_from(ChannelAccount)).scalar_one() == 0
+
+
+def test_an_empty_secret_keeps_the_saved_one_and_pause_resume_delete_work(client, db, shop):
+    account = _account(db, shop)
+
+    saved = post(client, f"/console/channels/{account.id}", {"name": "Renamed", "config.url": "https://b.example.com/h",
+                                                              "secrets.secret": ""})
+    paused = post(client, f"/console/channels/{account.id}/status")
+    paused_state = _stored(db, account.id).status
+    post(client, f"/console/channels/{account.id}/status")
+    resumed_state = _stored(db, account.id).status
+
+    assert saved.status_code == 303
+    stored = _stored(db, account.id)
+    assert (stored.name, stored.config, stored.secrets) == ("Renamed", {"url": "https://b.example.com/h"},
+                                                            {"secret": SECRET})
+    assert paused.status_code == 303
+    assert (paused_state, resumed_state) == ("paused", "active")
+    page = client.get(f"/console/channels/{account.id}")
+    assert "data-confirm=" in page.text
+    assert post(client, f"/console/channels/{account.id}/delete").status_code == 303
+    assert _stored(db, account.id) is None
+
+
+def test_test_connection_shows_the_answer_and_the_health(client, db, shop, endpoint):
+    url, receiver = endpoint
+    account = _account(db, shop, url=url)
+
+    worked = post(client, f"/console/channels/{account.id}/test", headers={"HX-Request": "true"})
+    receiver.fail_with.append(500)
+    failed = post(client, f"/console/channels/{account.id}/test")
+
+    assert worked.status_code == 200
+    assert "Connection works: HTTP 200" in worked.text
+    assert 'id="account-health"' in worked.text and "<html" not in worked.text
+    assert "Connection failed: 500: the endpoint answered 500" in failed.text
+    assert "failing" in failed.text
+    listed = client.get("/console/channels")
+    assert "the endpoint answered 500" in listed.text
+
+
+def test_analysts_see_accounts_read_only_and_staff_not_at_all(client, db, make_workspace, make_user):
+    ws = make_workspace("Acme Tea", locale="en")
+    make_user(ws, "analyst", email="analyst@example.com")
+    make_user(ws, "staff", email="staff@example.com")
+    account = _account(db, ws)
+
+    sign_in(client, "analyst@example.com")
+    page = client.get(f"/console/channels/{account.id}")
+    refused = post(client, f"/console/channels/{account.id}/test")
+    sign_in(client, "staff@example.com")
+    hidden = client.get("/console/channels")
+
+    assert page.status_code == 200
+    assert "test-connection" not in page.text
+    assert "disabled" in page.text
+    assert refused.status_code == 403
+    assert hidden.status_code == 403
+
+
+def test_the_pages_speak_chinese(client, make_workspace, make_user):
+    ws = make_workspace("茶店", locale="zh_Hans")
+    make_user(ws, "owner", email="owner@example.com")
+    sign_in(client, "owner@example.com")
+
+    assert "还没有渠道账号" in client.get("/console/channels").text
