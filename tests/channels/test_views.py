@@ -120,7 +120,8 @@ def test_test_connection_shows_the_answer_and_the_health(client, db, shop, endpo
 
     assert worked.status_code == 200
     assert "Connection works: HTTP 200" in worked.text
-    assert 'id="account-health"' in worked.text and "<html" not in worked.text
+    assert 'id="account-health"' in worked.text
+    assert "<html" not in worked.text
     assert "Connection failed: 500: the endpoint answered 500" in failed.text
     assert "failing" in failed.text
     listed = client.get("/console/channels")
