@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import select
 
 from siyu.channels import accounts, chat_archive, service
+from siyu.channels.chat_archive_models import ChatArchiveCursor
 from siyu.channels.chat_archive_sdk import ArchiveError, load_sdk, normalise_pem
 from siyu.contacts import service as contacts
 from siyu.contacts import staff as staff_service
@@ -260,3 +261,24 @@ def test_the_connection_test_asks_the_archive(db, account, records):
     assert not outcome.ok
     assert "invalid secret" in outcome.message
     assert service.get_account(db, account.id).last_error == outcome.message
+
+
+def test_a_file_that_is_not_a_library_is_reported_as_unusable(tmp_path):
+    fake = tmp_path / "libWeWorkFinanceSdk_C.so"
+    fake.write_text("not an ELF file")
+
+    with pytest.raises(ArchiveError) as info:
+        load_sdk(str(fake))
+
+    assert info.value.code == "sdk_unusable"
+
+
+def test_deleting_the_account_keeps_its_messages_and_drops_its_position(db, account, records):
+    records.add(1, text("m1", "wmA", "zhangsan", "kept"))
+    chat_archive.pull(db, account)
+
+    accounts.delete(db, account, actor=ACTOR)
+    db.expire_all()
+
+    assert [(m.external_id, m.account_id) for m in db.execute(select(Message)).scalars()] == [("m1", None)]
+    assert db.execute(select(ChatArchiveCursor)).first() is None

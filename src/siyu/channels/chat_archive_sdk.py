@@ -118,19 +118,26 @@ class FinanceSdk:
         finally:
             self.lib.DestroySdk(sdk)
 
-    def chat_data(self, sdk: Any, seq: int, limit: int, *, proxy: str = "", password: str = "",
-                  timeout: int = 10) -> list[dict[str, Any]]:
-        """The records after `seq` (at most `limit`); errors of the call or of its answer raise."""
+    def _call(self, name: str, *args: Any) -> dict[str, Any]:
+        """Call an SDK function that fills a slice with JSON; the JSON object, or ArchiveError."""
         with self._slice() as out:
-            code = self.lib.GetChatData(sdk, seq, min(limit, MAX_LIMIT), proxy.encode(), password.encode(),
-                                        timeout, out)
+            code = getattr(self.lib, name)(*args, out)
             if code != 0:
-                raise sdk_error(code, "GetChatData")
+                raise sdk_error(code, name)
             raw = self._read(out)
         try:
             answer = json.loads(raw)
         except ValueError as exc:
-            raise ArchiveError("10002", f"GetChatData answered something that is not JSON: {raw[:200]!r}") from exc
+            raise ArchiveError("10002", f"{name} gave something that is not JSON: {raw[:200]!r}") from exc
+        if not isinstance(answer, dict):
+            raise ArchiveError("10002", f"{name} gave something that is not a JSON object")
+        return answer
+
+    def chat_data(self, sdk: Any, seq: int, limit: int, *, proxy: str = "", password: str = "",
+                  timeout: int = 10) -> list[dict[str, Any]]:
+        """The records after `seq` (at most `limit`); errors of the call or of its answer raise."""
+        answer = self._call("GetChatData", sdk, seq, min(limit, MAX_LIMIT), proxy.encode(), password.encode(),
+                            timeout)
         if answer.get("errcode", 0) != 0:
             raise ArchiveError(str(answer.get("errcode")), f"WeCom refused: {answer.get('errmsg', '')}")
         records = answer.get("chatdata") or []
@@ -140,18 +147,7 @@ class FinanceSdk:
 
     def decrypt(self, random_key: bytes, encrypt_chat_msg: str) -> dict[str, Any]:
         """One message decrypted by the SDK with its unwrapped random key."""
-        with self._slice() as out:
-            code = self.lib.DecryptData(random_key, encrypt_chat_msg.encode(), out)
-            if code != 0:
-                raise sdk_error(code, "DecryptData")
-            raw = self._read(out)
-        try:
-            message = json.loads(raw)
-        except ValueError as exc:
-            raise ArchiveError("10002", "DecryptData gave something that is not JSON") from exc
-        if not isinstance(message, dict):
-            raise ArchiveError("10002", "DecryptData gave something that is not a message")
-        return message
+        return self._call("DecryptData", random_key, encrypt_chat_msg.encode())
 
 
 _loaded: dict[str, FinanceSdk] = {}
