@@ -153,3 +153,31 @@ def test_the_pages_speak_chinese(client, make_workspace, make_user):
     sign_in(client, "owner@example.com")
 
     assert "还没有渠道账号" in client.get("/console/channels").text
+
+
+def test_an_archive_account_shows_its_position_and_pulls_now(client, db, shop):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from siyu.channels import accounts, chat_archive
+    from siyu.core.models import Job
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=1024).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    bind_workspace(db, shop.id)
+    account = accounts.create(db, kind="wecom_archive", name="Archive", actor=ACTOR,
+                              config={"corp_id": "ww1", "publickey_ver": "1"},
+                              secrets={"secret": "s", "private_key": pem})
+    db.commit()
+    bind_workspace(db, None)
+
+    page = client.get(f"/console/channels/{account.id}")
+    pulled = post(client, f"/console/channels/{account.id}/pull")
+
+    assert "Archive position" in page.text
+    assert "seq 0" in page.text
+    assert "BEGIN PRIVATE KEY" not in page.text
+    assert pulled.status_code == 303
+    db.expire_all()
+    keys = db.execute(select(Job.idempotency_key).where(Job.kind == chat_archive.PULL)).scalars().all()
+    assert any(":now:" in k for k in keys)

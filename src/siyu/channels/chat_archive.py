@@ -152,6 +152,14 @@ def cursor_of(session: Session, account: ChannelAccount) -> ChatArchiveCursor:
     return row
 
 
+def position(session: Session, account: ChannelAccount) -> ChatArchiveCursor | None:
+    """Where the account's pulls have got to, None before the first (for the console)."""
+    if account.kind != KIND:
+        return None
+    return session.execute(select(ChatArchiveCursor).where(
+        ChatArchiveCursor.account_id == account.id)).scalar_one_or_none()
+
+
 def _is_external(userid: str, staff: Mapping[str, int]) -> bool:
     return userid not in staff and userid.startswith(EXTERNAL_PREFIXES)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from siyu.channels import accounts
+from siyu.channels import accounts, chat_archive
 from siyu.channels import service as channels
 from siyu.channels.base import Adapter
 from siyu.channels.models import ChannelAccount
@@ -24,6 +24,7 @@ FLASHES.update({
     "account_paused": N_("Account paused: nothing is sent through it until you resume it."),
     "account_resumed": N_("Account resumed."),
     "account_deleted": N_("Account deleted. Its messages stay in the archive."),
+    "pull_queued": N_("A pull of the chat archive is queued; it runs within a minute."),
 })
 HEALTH_NAMES = {"ok": N_("working"), "error": N_("failing"), "unknown": N_("not checked yet")}
 STATUS_NAMES = {"active": N_("active"), "paused": N_("paused")}
@@ -95,6 +96,7 @@ def _detail(console: Console, account: ChannelAccount, *, errors: dict[str, str]
         values=values or {"name": account.name, **{f"config.{k}": str(v) for k, v in account.config.items()}},
         callback_url=accounts.callback_url(str(console.request.base_url), account, console.request.app.routes),
         shared_labels=[console.gettext(f.label) for f in view["adapter"].fields if f.name in accounts.SUGGESTED],
+        archive=chat_archive.position(console.db, account), archive_kind=chat_archive.KIND,
         health_names=HEALTH_NAMES, status_names=STATUS_NAMES, editable=console.can("channels", "write"),
     )
 
@@ -188,3 +190,12 @@ def test_account(account_id: int, console: ConsoleDep, form: FormDep) -> Respons
         return console.page("channels/_health.html", **_view(console, account), check=check,
                             health_names=HEALTH_NAMES, editable=True)
     return _detail(console, account, check=check)
+
+
+@router.post("/console/channels/{account_id}/pull")
+def pull_archive(account_id: int, console: ConsoleDep, form: FormDep) -> Response:
+    """Queue a chat-archive pull now instead of at the next period."""
+    console.auth.require("channels", "write")
+    account = channels.get_account(console.db, account_id)
+    chat_archive.schedule(console.db, account, now=True)
+    return redirect(f"/console/channels/{account.id}", flash="pull_queued")
