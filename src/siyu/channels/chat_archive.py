@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -175,63 +175,93 @@ def _text_of(message: Mapping[str, Any]) -> str:
     return ""
 
 
-def _store(session: Session, account: ChannelAccount, message: Mapping[str, Any], msgid: str,
-           staff: Mapping[str, int]) -> bool:
-    """Keep one decrypted message once; False when it is in the archive already."""
-    exists = session.execute(select(Message.id).where(
-        Message.account_id == account.id, Message.external_id == msgid)).first()
-    if exists is not None:
-        return False
-    sender = str(message.get("from") or "")
-    recipients = [str(r) for r in message.get("tolist") or [] if isinstance(r, str)]
-    inbound = _is_external(sender, staff)
-    customer = sender if inbound else next((r for r in recipients if _is_external(r, staff)), None)
-    contact_id = None
-    if customer:
-        contact, _ = contacts.upsert_contact(
-            session, identities=[{"type": "wecom_external_userid", "value": customer}], actor=None,
-            source=f"channel:{KIND}")
-        contact_id = contact.id
-    staff_userid = next((r for r in recipients if r in staff), None) if inbound else sender
-    msgtime = message.get("msgtime")
-    at = datetime.fromtimestamp(msgtime / 1000, UTC) if isinstance(msgtime, int | float) else clock.now()
-    session.add(Message(
-        account_id=account.id, channel=KIND, contact_id=contact_id, staff_id=staff.get(staff_userid or ""),
-        direction="in" if inbound else "out", msg_type=str(message.get("msgtype") or message.get("action")
-                                                            or "event")[:16],
-        text=_text_of(message), content=dict(message), address=(customer or sender)[:255] or None,
-        origin=None if inbound else "chat_archive", status="received" if inbound else "sent",
-        external_id=msgid[:128], created_at=at, sent_at=None if inbound else at,
-    ))
-    session.flush()
-    return True
+@dataclass
+class _Writer:
+    """Keeps one page of decrypted messages at a time: one dedupe query per page, each customer
+    upserted once per run, one flush per page."""
+
+    session: Session
+    account: ChannelAccount
+    cursor: ChatArchiveCursor
+    result: Pulled
+    staff: dict[str, int]
+    contacts: dict[str, int] = field(default_factory=dict)
+
+    def contact_id(self, external_userid: str) -> int:
+        if external_userid not in self.contacts:
+            contact, _ = contacts.upsert_contact(
+                self.session, identities=[{"type": "wecom_external_userid", "value": external_userid}],
+                actor=None, source=f"channel:{KIND}")
+            self.contacts[external_userid] = contact.id
+        return self.contacts[external_userid]
+
+    def store(self, opened: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """Archive the page's messages not archived yet, then move the account's seq past them."""
+        if not opened:
+            return
+        ids = sorted({msgid[:128] for _, msgid, _ in opened})
+        known = set(self.session.execute(select(Message.external_id).where(
+            Message.account_id == self.account.id, Message.external_id.in_(ids))).scalars())
+        for seq, msgid, message in opened:
+            self.result.read += 1
+            if msgid[:128] not in known:
+                known.add(msgid[:128])
+                self.session.add(self.message(message, msgid[:128]))
+                self.result.stored += 1
+            self.cursor.seq = self.result.seq = max(self.cursor.seq, seq)
+            self.cursor.pulled += 1
+        self.session.flush()
+
+    def message(self, message: Mapping[str, Any], msgid: str) -> Message:
+        sender = str(message.get("from") or "")
+        recipients = [str(r) for r in message.get("tolist") or [] if isinstance(r, str)]
+        inbound = _is_external(sender, self.staff)
+        customer = sender if inbound else next((r for r in recipients if _is_external(r, self.staff)), None)
+        staff_userid = next((r for r in recipients if r in self.staff), None) if inbound else sender
+        msgtime = message.get("msgtime")
+        at = datetime.fromtimestamp(msgtime / 1000, UTC) if isinstance(msgtime, int | float) else clock.now()
+        kind = str(message.get("msgtype") or message.get("action") or "event")[:16]
+        return Message(
+            account_id=self.account.id, channel=KIND, contact_id=self.contact_id(customer) if customer else None,
+            staff_id=self.staff.get(staff_userid or ""), direction="in" if inbound else "out", msg_type=kind,
+            text=_text_of(message), content=dict(message), address=(customer or sender)[:255] or None,
+            origin=None if inbound else "chat_archive", status="received" if inbound else "sent",
+            external_id=msgid, created_at=at, sent_at=None if inbound else at,
+        )
 
 
 def _keys(account: ChannelAccount) -> dict[int, rsa.RSAPrivateKey]:
     return {version: load_private_key(pem) for version, pem in private_keys(account).items()}
 
 
+def _open(sdk: FinanceSdk, keys: Mapping[int, rsa.RSAPrivateKey], record: Mapping[str, Any]) -> tuple[
+        int, str, dict[str, Any]]:
+    """One record's seq, msgid and message: its random key unwrapped here, the message opened by the SDK."""
+    seq, version = int(record.get("seq", 0)), record.get("publickey_ver")
+    key = keys.get(int(version)) if isinstance(version, int | str) and str(version).isdigit() else None
+    if key is None:
+        raise ArchiveError("no_key", f"no private key for publickey_ver {version} (record seq {seq}): "
+                                     f"add it as the secret private_key_v{version}")
+    random_key = unwrap_random_key(key, str(record.get("encrypt_random_key") or ""))
+    message = sdk.decrypt(random_key, str(record.get("encrypt_chat_msg") or ""))
+    return seq, str(message.get("msgid") or record.get("msgid") or f"seq:{seq}"), message
+
+
 def _read(session: Session, account: ChannelAccount, sdk: FinanceSdk, cursor: ChatArchiveCursor,
           result: Pulled) -> None:
     keys = _keys(account)
     staff = {s.wecom_userid: s.id for s in staff_service.list_staff(session) if s.wecom_userid}
+    writer = _Writer(session, account, cursor, result, staff)
     with sdk.open(str(account.config.get("corp_id") or ""), str(account.secrets.get("secret") or "")) as handle:
         for _ in range(MAX_PAGES):
             records = sdk.chat_data(handle, cursor.seq, PAGE_SIZE)
-            for record in records:
-                seq, version = int(record.get("seq", 0)), record.get("publickey_ver")
-                key = keys.get(int(version)) if isinstance(version, int | str) and str(version).isdigit() else None
-                if key is None:
-                    raise ArchiveError("no_key", f"no private key for publickey_ver {version} (record seq {seq}): "
-                                                 f"add it as the secret private_key_v{version}")
-                random_key = unwrap_random_key(key, str(record.get("encrypt_random_key") or ""))
-                message = sdk.decrypt(random_key, str(record.get("encrypt_chat_msg") or ""))
-                msgid = str(message.get("msgid") or record.get("msgid") or f"seq:{seq}")
-                result.read += 1
-                result.stored += _store(session, account, message, msgid, staff)
-                cursor.seq = result.seq = max(cursor.seq, seq)
-                cursor.pulled += 1
-            session.flush()
+            opened: list[tuple[int, str, dict[str, Any]]] = []
+            try:
+                for record in records:
+                    opened.append(_open(sdk, keys, record))
+            finally:
+                # The records before a failing one are kept, and the seq moves past them only.
+                writer.store(opened)
             if len(records) < PAGE_SIZE:
                 return
 
