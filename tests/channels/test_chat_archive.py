@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from siyu.channels import accounts, chat_archive, service
@@ -282,3 +284,21 @@ def test_deleting_the_account_keeps_its_messages_and_drops_its_position(db, acco
 
     assert [(m.external_id, m.account_id) for m in db.execute(select(Message)).scalars()] == [("m1", None)]
     assert db.execute(select(ChatArchiveCursor)).first() is None
+
+
+@given(cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12),
+       spaces=st.sampled_from(["", " ", "\n", "\r\n", "\t"]))
+@settings(max_examples=40, deadline=None)
+def test_a_pem_keeps_its_meaning_however_its_body_is_broken_up(cuts, spaces):
+    pem = _pem(_PROPERTY_KEY)
+    head, _, rest = pem.partition("-----\n")
+    body, _, tail = rest.partition("\n-----END")
+    flat = body.replace("\n", "")
+    for cut in sorted({c % max(1, len(flat)) for c in cuts}, reverse=True):
+        flat = flat[:cut] + spaces + flat[cut:]
+    mangled = f"{head}-----{spaces}{flat}{spaces}-----END{tail}".replace("\n", spaces if spaces else "")
+
+    assert normalise_pem(mangled) == pem
+
+
+_PROPERTY_KEY = rsa.generate_private_key(public_exponent=65537, key_size=1024)

@@ -4,12 +4,14 @@ delete, the connection test, and who may do what."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
 
 from siyu.channels import service
+from siyu.channels.base import ConfigField, PlatformRules
 from siyu.channels.models import ChannelAccount
 from siyu.core.audit import Actor
 from siyu.core.tenancy import bind_workspace
@@ -181,3 +183,60 @@ def test_an_archive_account_shows_its_position_and_pulls_now(client, db, shop):
     db.expire_all()
     keys = db.execute(select(Job.idempotency_key).where(Job.kind == chat_archive.PULL)).scalars().all()
     assert any(":now:" in k for k in keys)
+
+
+class FakeOA:
+    """A kind with a callback and the Token / EncodingAESKey pair the platform's admin asks for."""
+
+    kind = "fake_oa"
+    label = "Fake OA"
+    rules = PlatformRules(identity_type="wechat_openid", consent_channel="wechat_oa")
+    fields = (ConfigField("app_id", "AppID"), ConfigField("token", "Token", secret=True),
+              ConfigField("encoding_aes_key", "EncodingAESKey", secret=True))
+    accepts_idempotency_key = False
+
+    def validate_config(self, config, secrets) -> None:
+        return None
+
+    async def test_connection(self, account) -> str:
+        return "ok"
+
+    async def send(self, account, address, content, *, idempotency_key):
+        raise AssertionError("not sent in this test")
+
+
+@pytest.fixture
+def fake_oa(app):
+    from fastapi import APIRouter
+
+    from siyu.channels import base
+
+    base.register_adapter(FakeOA())
+    router = APIRouter()
+
+    @router.post("/hooks/fake-oa/{account_id}")
+    def hook(account_id: int) -> dict[str, str]:
+        return {}
+
+    app.include_router(router)
+    yield
+    base._ADAPTERS.pop("fake_oa", None)
+
+
+def test_a_kind_with_callbacks_suggests_its_token_and_shows_the_callback_url(client, db, shop, fake_oa):
+    form = client.get("/console/channels/new?kind=fake_oa")
+    token = re.search(r'name="secrets.token" type="password"[^>]*value="([A-Za-z0-9]{32})"', form.text)
+    aes_key = re.search(r'name="secrets.encoding_aes_key" type="password"[^>]*value="([A-Za-z0-9]{43})"', form.text)
+    assert token is not None
+    assert aes_key is not None
+    assert f'<code class="suggested">{token.group(1)}</code>' in form.text
+
+    created = post(client, "/console/channels", {"kind": "fake_oa", "name": "Brand OA", "config.app_id": "wx1",
+                                                 "secrets.token": token.group(1),
+                                                 "secrets.encoding_aes_key": aes_key.group(1)})
+    detail = client.get(created.headers["location"])
+
+    account_id = created.headers["location"].rsplit("/", 1)[1]
+    assert f"https://testserver/hooks/fake-oa/{account_id}" in detail.text
+    assert "enter the same Token, EncodingAESKey you saved here" in detail.text
+    assert token.group(1) not in detail.text

@@ -169,6 +169,9 @@ def check_connection(session: Session, account: ChannelAccount) -> ConnectionChe
     except ChannelError as exc:
         outcome = ConnectionCheck(ok=False, message=f"{exc.code}: {exc}", checked_at=clock.now())
         service.record_health(session, account, error=outcome.message)
+    except Exception as exc:  # an adapter's bug or a setting it didn't foresee: shown, not a crash
+        outcome = ConnectionCheck(ok=False, message=f"{type(exc).__name__}: {exc}", checked_at=clock.now())
+        service.record_health(session, account, error=outcome.message)
     else:
         outcome = ConnectionCheck(ok=True, message=message, checked_at=clock.now())
         service.record_health(session, account)
