@@ -187,3 +187,20 @@ def _pem() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption()).decode()
+
+
+def test_an_adapter_failing_unexpectedly_is_an_answer_not_a_crash(client, key, monkeypatch):
+    from siyu.channels import webhook
+
+    async def broken(self, account):
+        raise KeyError("url")
+
+    monkeypatch.setattr(webhook.WebhookAdapter, "test_connection", broken)
+    account = _create(client, key).json()
+
+    tested = client.post(f"/api/v1/channel-accounts/{account['id']}/test", headers=key)
+
+    assert tested.status_code == 200
+    assert tested.json()["ok"] is False
+    assert tested.json()["message"] == "KeyError: 'url'"
+    assert tested.json()["health"]["state"] == "error"
