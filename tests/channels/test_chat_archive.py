@@ -302,3 +302,27 @@ def test_a_pem_keeps_its_meaning_however_its_body_is_broken_up(cuts, spaces):
 
 
 _PROPERTY_KEY = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+
+
+def test_a_database_failure_in_a_pull_is_shown_and_the_schedule_goes_on(db, ws, sdk_library, rsa_keys, records,
+                                                                         run_jobs, frozen_now, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    account = accounts.create(db, kind="wecom_archive", name="Archive", actor=ACTOR,
+                              config={"corp_id": "ww123", "publickey_ver": "1", "finance_sdk_path": sdk_library},
+                              secrets={"secret": "archive-secret", "private_key": _pem(rsa_keys[1])})
+    records.add(1, text("m1", "wmA", "zhangsan", "x"))
+
+    def failing(*args, **kwargs):
+        raise OperationalError("INSERT", {}, Exception("disk full"))
+
+    monkeypatch.setattr(chat_archive._Writer, "store", failing)
+    frozen_now.advance(minutes=chat_archive.PULL_MINUTES)
+    run_jobs()
+
+    db.refresh(account)
+    assert account.last_error is not None
+    assert "disk full" in account.last_error
+    assert archived(db) == []
+    later = db.execute(select(Job.run_at).where(Job.kind == chat_archive.PULL, Job.status == "pending")).scalars()
+    assert [run_at > clock.now() for run_at in later] == [True]

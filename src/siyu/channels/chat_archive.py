@@ -22,6 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from siyu.channels import service
@@ -307,6 +308,13 @@ def pull_job(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
         return {"stopped": "the account is gone"}
     if account.status != "active":
         return {"stopped": "the account is paused; resuming it starts the pulls again"}
-    result = pull(session, account)
+    try:
+        with session.begin_nested():
+            result = pull(session, account)
+    except SQLAlchemyError as exc:
+        # Shown on the account and tried again next period: a failed job must not end the schedule.
+        service.record_health(session, account, error=f"{type(exc).__name__}: {str(exc)[:500]}")
+        schedule(session, account)
+        return {"error": type(exc).__name__}
     schedule(session, account)
     return {"read": result.read, "stored": result.stored, "seq": result.seq, "error": result.error}
