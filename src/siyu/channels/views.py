@@ -127,7 +127,10 @@ def create_account(console: ConsoleDep, form: FormDep) -> Response:
             account = accounts.create(console.db, kind=adapter.kind, name=name, config=config, secrets=secrets,
                                       actor=console.actor)
     except SiyuError as exc:
-        values = {"name": name, **{f"config.{k}": str(v) for k, v in config.items()}}
+        # Nothing was saved yet: what the person typed comes back, secrets included (a Token they may
+        # already have pasted into the platform's admin must not be lost).
+        values = {"name": name, **{f"config.{k}": str(v) for k, v in config.items()},
+                  **{f"secrets.{k}": v for k, v in secrets.items()}}
         return _form(console, adapter, errors={exc.field or "_form": _explain(console, exc)}, values=values,
                      status=exc.status)
     return redirect(f"/console/channels/{account.id}", flash="account_created")
