@@ -7,7 +7,8 @@
  * Records come from the file named by SIYU_STANDIN_CHATDATA, one per line: "<seq>\t<chatdata JSON>".
  * A line "<seq>\tERROR <code>" makes GetChatData return <code> when a page would start there (records
  * before it are answered first); a line "SECRET <value>" makes GetChatData answer errcode 40001 unless
- * Init was given that secret.
+ * Init was given that secret; a line "PROXY <url>" makes it a network error (10001) unless called
+ * through that proxy (a corp whose trusted IP is its proxy's).
  *
  * Decryption is NOT the platform's AES: encrypt_chat_msg is base64 of ("SIYU" + message JSON) XORed
  * with the random key, a simple reversible scheme. A wrong key leaves no "SIYU" prefix: 10006.
@@ -62,7 +63,7 @@ static void append(Buf *b, const char *text) {
 
 int GetChatData(WeWorkFinanceSdk_t *sdk, unsigned long long seq, unsigned int limit, const char *proxy,
                 const char *passwd, int timeout, Slice_t *out) {
-    (void)proxy; (void)passwd; (void)timeout;
+    (void)passwd; (void)timeout;
     if (!sdk || !sdk->ready || !out || limit == 0 || limit > 1000) return 10000;
     const char *path = getenv("SIYU_STANDIN_CHATDATA");
     FILE *f = path ? fopen(path, "r") : NULL;
@@ -74,6 +75,10 @@ int GetChatData(WeWorkFinanceSdk_t *sdk, unsigned long long seq, unsigned int li
     append(&b, "{\"errcode\":0,\"errmsg\":\"ok\",\"chatdata\":[");
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\r\n")] = 0;
+        if (strncmp(line, "PROXY ", 6) == 0) {
+            if (!proxy || strcmp(line + 6, proxy) != 0) { rc = 10001; break; }
+            continue;
+        }
         if (strncmp(line, "SECRET ", 7) == 0) {
             if (strcmp(line + 7, sdk->secret) != 0) {
                 b.len = 0;

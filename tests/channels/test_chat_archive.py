@@ -326,3 +326,17 @@ def test_a_database_failure_in_a_pull_is_shown_and_the_schedule_goes_on(db, ws, 
     assert archived(db) == []
     later = db.execute(select(Job.run_at).where(Job.kind == chat_archive.PULL, Job.status == "pending")).scalars()
     assert [run_at > clock.now() for run_at in later] == [True]
+
+
+def test_the_pull_goes_through_the_configured_proxy(db, account, records):
+    records.raw("PROXY http://10.0.0.1:3128")
+    records.add(1, text("m1", "wmA", "zhangsan", "via the proxy"))
+
+    direct = chat_archive.pull(db, account)
+    accounts.update(db, account, config={"proxy": "http://10.0.0.1:3128"}, actor=ACTOR)
+    proxied = chat_archive.pull(db, account)
+
+    assert direct.error is not None
+    assert direct.error.startswith("10001:")
+    assert proxied.error is None
+    assert archived(db) == [("m1", "in", "via the proxy")]

@@ -88,6 +88,10 @@ class WeComArchiveAdapter:
                     help=N_("The version WeCom's admin shows for the public key you registered.")),
         ConfigField("private_key", N_("RSA private key (PEM)"), secret=True,
                     help=N_("The private half of that public key.")),
+        ConfigField("proxy", N_("Proxy"), required=False,
+                    help=N_("An HTTP proxy with the trusted IP, e.g. http://10.0.0.1:3128; empty: direct.")),
+        ConfigField("proxy_password", N_("Proxy password"), secret=True, required=False,
+                    help=N_("As user:password, when the proxy asks for one.")),
         ConfigField("finance_sdk_path", N_("SDK library path"), required=False,
                     help=N_("Where libWeWorkFinanceSdk_C.so is on the worker; empty: SIYU_WECOM_FINANCE_SDK.")),
     )
@@ -255,7 +259,8 @@ def _read(session: Session, account: ChannelAccount, sdk: FinanceSdk, cursor: Ch
     writer = _Writer(session, account, cursor, result, staff)
     with sdk.open(str(account.config.get("corp_id") or ""), str(account.secrets.get("secret") or "")) as handle:
         for _ in range(MAX_PAGES):
-            records = sdk.chat_data(handle, cursor.seq, PAGE_SIZE)
+            records = sdk.chat_data(handle, cursor.seq, PAGE_SIZE, proxy=str(account.config.get("proxy") or ""),
+                                    password=str(account.secrets.get("proxy_password") or ""))
             opened: list[tuple[int, str, dict[str, Any]]] = []
             try:
                 for record in records:
