@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from _support import scratch_postgres
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from siyu.channels import accounts, chat_archive
@@ -36,14 +36,12 @@ from siyu.channels.models import ChannelAccount
 from siyu.contacts import staff
 from siyu.core.audit import Actor
 from siyu.core.db import make_engine
-from siyu.core.migrate import upgrade
 from siyu.core.tenancy import bind_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = os.environ.get("SCALE", "small")
 RECORDS = {"small": 5_000, "full": 100_000}[SCALE]
 CUSTOMERS = 500
-PG_ADMIN = os.environ.get("SIYU_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def fixture(path: Path, key: rsa.RSAPrivateKey) -> None:
@@ -92,13 +90,7 @@ def main() -> None:
         assert raw_loop(library, pem) == RECORDS
         raw_seconds = time.perf_counter() - start
 
-        name = f"siyu_bench_archive_{secrets.token_hex(4)}"
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-        try:
-            upgrade(url)
+        with scratch_postgres("siyu_bench_archive") as url:
             engine = make_engine(url)
             from siyu.core import workspaces
 
@@ -129,10 +121,6 @@ def main() -> None:
             with engine.connect() as conn:
                 pg = conn.execute(text("SHOW server_version")).scalar()
             engine.dispose()
-        finally:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
     assert stored == RECORDS, f"stored {stored} of {RECORDS}"
     raw_rate, siyu_rate = RECORDS / raw_seconds, RECORDS / siyu_seconds
