@@ -177,7 +177,7 @@ def test_kinds_with_callbacks_show_the_absolute_callback_url(client, app, key):
 
     assert created.status_code == 201, created.text
     assert created.json()["callback_url"] == f"https://testserver/hooks/wecom-archive/{created.json()['id']}"
-    assert created.json()["secrets"] == {"secret": True, "private_key": True}
+    assert created.json()["secrets"] == {"secret": True, "private_key": True, "proxy_password": False}
 
 
 def _pem() -> str:
