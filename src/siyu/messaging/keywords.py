@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.channels import service as channels
@@ -216,9 +216,9 @@ def _record_hit(session: Session, rule: KeywordRule, account: ChannelAccount, ke
     session.add(KeywordHit(workspace_id=account.workspace_id, rule_id=rule.id, account_id=account.id,
                            contact_id=received.contact_id, message_id=received.message_id, keyword=keyword[:200],
                            created_at=now))
-    session.execute(update(KeywordRule).where(KeywordRule.id == rule.id)
-                    .values(hits=KeywordRule.hits + 1, last_hit_at=now)
-                    .execution_options(synchronize_session=False))
+    # Counted in SQL: two callbacks hitting the same rule at once both count.
+    rule.hits, rule.last_hit_at = KeywordRule.hits + 1, now  # type: ignore[assignment]
+    session.flush()
     record_event(session, type="keyword.matched", contact_id=received.contact_id,
                  properties={"rule_id": rule.id, "account_id": account.id, "keyword": keyword,
                              "message_id": received.message_id},

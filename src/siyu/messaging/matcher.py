@@ -60,7 +60,9 @@ def normalise(text: str) -> str:
 
 @lru_cache(maxsize=1024)
 def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+    # NFKC like the text (a full-width letter in a pattern could never match otherwise), not case-folded:
+    # folding would turn \D into \d; IGNORECASE does that part.
+    return re.compile(unicodedata.normalize("NFKC", pattern), re.IGNORECASE)
 
 
 def keyword_in(rule: Rule, text: str) -> str | None:
@@ -145,11 +147,11 @@ def check_pattern(pattern: str, *, field: str) -> None:
     if len(pattern) > MAX_PATTERN:
         raise Invalid(f"a pattern is at most {MAX_PATTERN} characters", field=field)
     try:
-        re.compile(pattern)
+        _compiled(pattern)
     except re.error as exc:
         raise Invalid(f"not a valid pattern: {exc.msg}", field=field, code="bad_pattern") from exc
     parser = _parser()
-    if _nested(parser.parse(pattern), parser):
+    if _nested(parser.parse(unicodedata.normalize("NFKC", pattern)), parser):
         raise Invalid("a repeated group may not hold another repetition or alternatives (too slow on some "
                       "messages); write the alternatives as separate keywords", field=field, code="slow_pattern")
 
