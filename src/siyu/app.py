@@ -29,6 +29,8 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.api_tags", "router"),
     ("siyu.contacts.api_staff", "router"),
     ("siyu.contacts.api_imports", "router"),
+    ("siyu.messaging.api", "router"),
+    ("siyu.messaging.api_keywords", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (

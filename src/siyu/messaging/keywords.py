@@ -217,7 +217,7 @@ def _record_hit(session: Session, rule: KeywordRule, account: ChannelAccount, ke
                            contact_id=received.contact_id, message_id=received.message_id, keyword=keyword[:200],
                            created_at=now))
     # Counted in SQL: two callbacks hitting the same rule at once both count.
-    rule.hits, rule.last_hit_at = KeywordRule.hits + 1, now  # type: ignore[assignment]
+    rule.hits, rule.last_hit_at = KeywordRule.hits + 1, now
     session.flush()
     record_event(session, type="keyword.matched", contact_id=received.contact_id,
                  properties={"rule_id": rule.id, "account_id": account.id, "keyword": keyword,
