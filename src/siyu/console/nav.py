@@ -84,6 +84,11 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             "quiet hours."
         ),
         N_("Write the welcome message new contacts receive."),
+        pages=(
+            NavPage("/console/welcome", N_("Welcome messages")),
+            NavPage("/console/keywords", N_("Keyword replies")),
+            NavPage("/console/templates", N_("Templates")),
+        ),
     ),
     ProductModule(
         "conversations",

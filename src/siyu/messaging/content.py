@@ -39,6 +39,12 @@ _LIMITS = {"text": 2000, "title": 128, "description": 512, "subject": 200, "body
 _LITERAL = ("type", "appid", "media_id", "thumb_media_id", "template_code", "welcome_code")
 
 
+def fields_of(kind: str) -> tuple[str, ...]:
+    """The text fields a content of this type takes (none for an unknown type)."""
+    required, optional = _SHAPES.get(kind, ((), ()))
+    return (*required, *optional)
+
+
 def _string(value: Any, field: str, limit: int, *, required: bool) -> str:
     if value is None or value == "":
         if required:
