@@ -22,13 +22,13 @@ from siyu.channels import service as channels
 from siyu.channels.base import Inbound
 from siyu.channels.models import ChannelAccount
 from siyu.contacts import tag_rules
-from siyu.core import audit, clock, workspaces
+from siyu.core import clock, workspaces
 from siyu.core.audit import Actor
 from siyu.core.errors import Invalid, NotFound, SiyuError, TenancyViolation
 from siyu.core.events import record_event
 from siyu.core.pagination import page
 from siyu.core.tenancy import MAX_ID, bound_workspace, get_scoped
-from siyu.messaging import matcher
+from siyu.messaging import matcher, records
 from siyu.messaging.content import check_content, render_for, reply_key
 from siyu.messaging.models import KeywordHit, KeywordRule, MessageTemplate
 
@@ -132,33 +132,19 @@ def _clean(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
 
 def create_rule(session: Session, *, values: Mapping[str, Any], actor: Actor) -> KeywordRule:
     """A new keyword rule (see FIELDS) after every part was checked."""
-    workspace_id = _workspace(session)
-    rule = KeywordRule(workspace_id=workspace_id, **_clean(session, values))
-    session.add(rule)
-    session.flush()
-    audit.record(session, actor, workspace_id=workspace_id, action="keyword_rule.create",
-                 entity_type="keyword_rule", entity_id=rule.id, after=audit.snapshot(rule))
-    return rule
+    rule = KeywordRule(workspace_id=_workspace(session), **_clean(session, values))
+    return records.create(session, rule, action="keyword_rule.create", actor=actor)
 
 
 def update_rule(session: Session, rule: KeywordRule, *, changes: Mapping[str, Any], actor: Actor) -> KeywordRule:
     """Change any of a rule's fields; the whole rule is checked again."""
     clean = _clean(session, {**{f: getattr(rule, f) for f in FIELDS}, **changes})
-    before = audit.snapshot(rule)
-    for key, value in clean.items():
-        setattr(rule, key, value)
-    session.flush()
-    audit.record(session, actor, workspace_id=rule.workspace_id, action="keyword_rule.update",
-                 entity_type="keyword_rule", entity_id=rule.id, before=before, after=audit.snapshot(rule))
-    return rule
+    return records.update(session, rule, clean, action="keyword_rule.update", actor=actor)
 
 
 def delete_rule(session: Session, rule: KeywordRule, *, actor: Actor) -> None:
     """Delete a rule and its hits; the replies it sent stay in the archive."""
-    audit.record(session, actor, workspace_id=rule.workspace_id, action="keyword_rule.delete",
-                 entity_type="keyword_rule", entity_id=rule.id, before=audit.snapshot(rule))
-    session.delete(rule)
-    session.flush()
+    records.delete(session, rule, action="keyword_rule.delete", actor=actor)
 
 
 # --- hits -------------------------------------------------------------------------------------------

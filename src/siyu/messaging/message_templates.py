@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.contacts import service as contacts
-from siyu.core import audit
 from siyu.core.audit import Actor
 from siyu.core.errors import Conflict, Invalid, TenancyViolation
 from siyu.core.tenancy import bound_workspace, get_scoped
+from siyu.messaging import records
 from siyu.messaging.content import check_content, render_for
 from siyu.messaging.models import MessageTemplate
 
@@ -55,36 +55,21 @@ def _clean(session: Session, values: Mapping[str, Any], template_id: int | None)
 
 def create_template(session: Session, *, values: Mapping[str, Any], actor: Actor) -> MessageTemplate:
     """A new template (name, channels, content) after its every text was checked."""
-    workspace_id = _workspace(session)
-    template = MessageTemplate(workspace_id=workspace_id, **_clean(session, values, None))
-    session.add(template)
-    session.flush()
-    audit.record(session, actor, workspace_id=workspace_id, action="message_template.create",
-                 entity_type="message_template", entity_id=template.id, after=audit.snapshot(template))
-    return template
+    template = MessageTemplate(workspace_id=_workspace(session), **_clean(session, values, None))
+    return records.create(session, template, action="message_template.create", actor=actor)
 
 
 def update_template(session: Session, template: MessageTemplate, *, changes: Mapping[str, Any],
                     actor: Actor) -> MessageTemplate:
     """Change a template's name, channels or content; the whole template is checked again."""
     merged = {"name": template.name, "channels": template.channels, "content": template.content, **changes}
-    clean = _clean(session, merged, template.id)
-    before = audit.snapshot(template)
-    for key, value in clean.items():
-        setattr(template, key, value)
-    session.flush()
-    audit.record(session, actor, workspace_id=template.workspace_id, action="message_template.update",
-                 entity_type="message_template", entity_id=template.id, before=before,
-                 after=audit.snapshot(template))
-    return template
+    return records.update(session, template, _clean(session, merged, template.id), action="message_template.update",
+                          actor=actor)
 
 
 def delete_template(session: Session, template: MessageTemplate, *, actor: Actor) -> None:
     """Delete a template; keyword replies that named it send nothing (recorded as skipped) until changed."""
-    audit.record(session, actor, workspace_id=template.workspace_id, action="message_template.delete",
-                 entity_type="message_template", entity_id=template.id, before=audit.snapshot(template))
-    session.delete(template)
-    session.flush()
+    records.delete(session, template, action="message_template.delete", actor=actor)
 
 
 def preview(session: Session, content: Mapping[str, Any], *, contact_id: Any, viewer: Any = None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
@@ -100,6 +101,17 @@ def explain_here(exc: SiyuError, console: Console) -> str:
     return console.gettext(message) if message else explain(exc, console.locale)
 
 
+def attempt(console: Console, write: Callable[[], object], refused: Callable[[dict[str, str], int], Response],
+            done: Callable[[], Response]) -> Response:
+    """One service call in a savepoint: refused, nothing stays written and the editor shows the field's error."""
+    try:
+        with console.db.begin_nested():
+            write()
+    except SiyuError as exc:
+        return refused({error_key(exc.field): explain_here(exc, console)}, exc.status)
+    return done()
+
+
 def preview_contacts(console: Console) -> list[Any]:
     """The contacts an editor offers to preview for: the newest the user may see."""
     rows, _ = contacts.list_contacts(console.db, viewer=console.auth, limit=50)
@@ -162,17 +174,17 @@ def _template_values(form: FormData) -> dict[str, Any]:
 def _save_template(console: Console, form: FormData, template: Any) -> Response:
     console.auth.require("messaging", "write")
     values = _template_values(form)
-    try:
-        with console.db.begin_nested():
-            if template is None:
-                message_templates.create_template(console.db, values=values, actor=console.actor)
-            else:
-                message_templates.update_template(console.db, template, changes=values, actor=console.actor)
-    except SiyuError as exc:
-        shown = {"name": values["name"], "channels": values["channels"], **form_of_content(values["content"])}
-        return _editor(console, template=template, values=shown,
-                       errors={error_key(exc.field): explain_here(exc, console)}, status=exc.status)
-    return redirect("/console/templates", flash="template_saved")
+    shown = {"name": values["name"], "channels": values["channels"], **form_of_content(values["content"])}
+
+    def write() -> object:
+        if template is None:
+            return message_templates.create_template(console.db, values=values, actor=console.actor)
+        return message_templates.update_template(console.db, template, changes=values, actor=console.actor)
+
+    return attempt(console, write,
+                   lambda errors, status: _editor(console, template=template, values=shown, errors=errors,
+                                                  status=status),
+                   lambda: redirect("/console/templates", flash="template_saved"))
 
 
 @router.post("/console/templates")
@@ -262,10 +274,10 @@ def save_welcome(account_id: int, console: ConsoleDep, form: FormDep) -> Respons
     console.auth.require("messaging", "write")
     account = channels.get_account(console.db, account_id)
     content, enabled = _welcome_content(form), text_of(form, "enabled") == "on"
-    try:
-        with console.db.begin_nested():
-            welcome.save_welcome(console.db, account, content=content, enabled=enabled, actor=console.actor)
-    except SiyuError as exc:
-        return _welcome_editor(console, account, _welcome_values(content, enabled),
-                               errors={error_key(exc.field): explain_here(exc, console)}, status=exc.status)
-    return redirect("/console/welcome", flash="welcome_saved")
+    return attempt(
+        console,
+        lambda: welcome.save_welcome(console.db, account, content=content, enabled=enabled, actor=console.actor),
+        lambda errors, status: _welcome_editor(console, account, _welcome_values(content, enabled), errors=errors,
+                                               status=status),
+        lambda: redirect("/console/welcome", flash="welcome_saved"),
+    )

@@ -11,7 +11,6 @@ from starlette.datastructures import FormData
 from siyu.channels import service as channels
 from siyu.console.nav import N_
 from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, redirect
-from siyu.core.errors import SiyuError
 from siyu.messaging import keywords, message_templates
 from siyu.messaging.content import summary
 from siyu.messaging.matcher import MATCH_TYPES
@@ -19,9 +18,8 @@ from siyu.messaging.views import (
     EXPLAINED,
     KIND_NAMES,
     TYPE_NAMES,
+    attempt,
     content_from_form,
-    error_key,
-    explain_here,
     form_of_content,
     text_of,
 )
@@ -144,16 +142,16 @@ def edit_rule(keyword_rule_id: int, console: ConsoleDep) -> Response:
 def _save(console: Console, form: FormData, rule: Any) -> Response:
     console.auth.require("messaging", "write")
     values = _rule_values(form)
-    try:
-        with console.db.begin_nested():
-            if rule is None:
-                keywords.create_rule(console.db, values=values, actor=console.actor)
-            else:
-                keywords.update_rule(console.db, rule, changes=values, actor=console.actor)
-    except SiyuError as exc:
-        errors = {error_key(exc.field): explain_here(exc, console)}
-        return _editor(console, rule=rule, values=_shown(form), errors=errors, status=exc.status)
-    return redirect("/console/keywords", flash="keyword_rule_saved")
+
+    def write() -> object:
+        if rule is None:
+            return keywords.create_rule(console.db, values=values, actor=console.actor)
+        return keywords.update_rule(console.db, rule, changes=values, actor=console.actor)
+
+    return attempt(console, write,
+                   lambda errors, status: _editor(console, rule=rule, values=_shown(form), errors=errors,
+                                                  status=status),
+                   lambda: redirect("/console/keywords", flash="keyword_rule_saved"))
 
 
 @router.post("/console/keywords")
