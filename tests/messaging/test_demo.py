@@ -14,6 +14,7 @@ from tests.messaging.conftest import text
 
 def test_demo_replies_answer_prices_and_addresses_and_welcome_on_the_oa(db, ws, oa):
     add_demo_messaging(db, ws, random.Random(1), Progress(disable=True))
+    add_demo_messaging(db, ws, random.Random(1), Progress(disable=True))  # a second run adds nothing
 
     assert welcome.get_welcome(db, oa).enabled
     price = service.receive(db, oa, text("现在多少钱", nickname="小明", key="a")).reply
