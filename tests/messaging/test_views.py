@@ -105,3 +105,24 @@ def test_pages_speak_the_workspace_language(client, db, signed_in, locale, title
     ws.locale = locale
     db.commit()
     assert title in client.get("/console/keywords").text
+
+
+def test_the_tag_manager_makes_an_on_keyword_rule(client, db, signed_in):
+    from siyu.contacts import tag_rules, tags
+
+    ws, _oa, _c = signed_in
+    group = tags.create_tag_group(db, name="Interest", actor=ACTOR)
+    tag = tags.create_tag(db, group_id=group.id, name="Asked price", actor=ACTOR)
+    db.commit()
+    assert "A keyword reply answers the contact" in client.get("/console/tags").text
+    empty = post(client, "/console/tags/rules", {"name": "price", "trigger": "keyword", "keywords": " ",
+                                                 "add_tag_ids": str(tag.id)})
+    assert empty.status_code == 422
+    assert "Write the keywords that tag" in empty.text
+    made = post(client, "/console/tags/rules", {"name": "price", "trigger": "keyword", "keywords": "价格，多少钱",
+                                                "add_tag_ids": str(tag.id)})
+    assert made.status_code == 303
+    bind_workspace(db, ws.id)
+    [rule] = tag_rules.list_rules(db)
+    assert (rule.trigger, rule.config) == ("keyword", {"rule_ids": [], "keywords": ["价格", "多少钱"]})
+    assert "多少钱" in client.get("/console/tags").text
