@@ -90,18 +90,17 @@ def _seed_b_contacts(db) -> dict[str, int]:
 
 
 def _seed_b_messaging(db) -> dict[str, int]:
-    """An account of workspace B with a welcome, a message template and a keyword rule."""
+    """An account of workspace B, a message template and a keyword rule."""
     from siyu.channels import service as channels
-    from siyu.messaging import keywords, message_templates, welcome
+    from siyu.messaging import keywords, message_templates
 
     actor = Actor.cli(B_MARK)
     account = channels.create_account(db, kind="webhook", name=f"account {B_MARK}",
                                       config={"url": "https://b.example.com/in"}, secrets={"secret": "s" * 20},
                                       actor=actor)
-    welcome.save_welcome(db, account, content={"text": B_MARK}, enabled=True, actor=actor)
     template = message_templates.create_template(db, values={"name": B_MARK, "content": {"text": B_MARK}},
                                                  actor=actor)
-    rule = keywords.create_rule(db, values={"name": B_MARK, "account_id": account.id, "match_type": "exact",
+    rule = keywords.create_rule(db, values={"name": B_MARK, "match_type": "exact",
                                             "keywords": [B_MARK], "reply": {"text": B_MARK}}, actor=actor)
     db.commit()
     return {"account_id": account.id, "template_id": template.id, "keyword_rule_id": rule.id}

@@ -156,3 +156,16 @@ def test_the_keyword_trigger_tags_people_who_sent_a_keyword(db, oa, run_jobs):
     assert tags.tag_counts(db).get(asked.id) == 1
     assert tags.tag_counts(db).get(by_word.id) == 1
     assert got.contact_id != other.contact_id
+
+
+def test_rules_and_welcomes_only_go_where_the_platform_can_answer(db, ws, adapters):
+    from siyu.messaging import welcome
+
+    wecom = make_account(db, "wecom")
+    with pytest.raises(Invalid) as caught:
+        rule(db, account_id=wecom.id)
+    assert (caught.value.field, caught.value.code) == ("account_id", "no_replies")
+    kf = make_account(db, "wecom_kf")
+    with pytest.raises(Invalid) as refused:
+        welcome.save_welcome(db, kf, content={"text": "hi"}, enabled=True, actor=ACTOR)
+    assert (refused.value.field, refused.value.code) == ("account_id", "no_welcome")

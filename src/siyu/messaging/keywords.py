@@ -110,9 +110,13 @@ def _clean(session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
     account_id = values.get("account_id")
     if account_id is not None:
         try:
-            account_id = channels.get_account(session, _int(account_id, "account_id", 1, MAX_ID)).id
+            account = channels.get_account(session, _int(account_id, "account_id", 1, MAX_ID))
         except NotFound as exc:
             raise NotFound("account not found", field="account_id") from exc
+        if account.kind not in REPLY_MODES:
+            raise Invalid("keyword replies answer on Official Accounts and WeChat Customer Service accounts",
+                          field="account_id", code="no_replies")
+        account_id = account.id
     if not isinstance(values.get("active", True), bool):
         raise Invalid("active is true or false", field="active")
     match_type = values.get("match_type")

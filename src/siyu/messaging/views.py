@@ -46,6 +46,7 @@ EXPLAINED: dict[tuple[str, str], str] = {
     ("invalid", "content.pic_url"): N_("Enter a link starting with http:// or https://."),
     ("invalid", "content.media_id"): N_("An image needs a media id or a link."),
     ("invalid", "content.type"): N_("Choose one of the offered kinds of message."),
+    ("no_welcome", "account_id"): N_("Welcome messages are sent on Official Accounts and WeCom only."),
 }
 UNKNOWN_FIELD = N_("This names something contacts don't have. Use one of: %(fields)s, or attributes.<key>.")
 
@@ -222,7 +223,7 @@ def delete_template(template_id: int, console: ConsoleDep, form: FormDep) -> Res
 def welcome_list(console: ConsoleDep) -> Response:
     """Every account with its welcome message, on or off."""
     console.auth.require("messaging", "read")
-    accounts = channels.list_accounts(console.db)
+    accounts = [a for a in channels.list_accounts(console.db) if a.kind in welcome.WELCOME_KINDS]
     return console.page("messaging/welcome.html", accounts=accounts, kind_names=KIND_NAMES,
                         welcomes={a.id: welcome.get_welcome(console.db, a) for a in accounts})
 

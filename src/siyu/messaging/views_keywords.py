@@ -46,6 +46,7 @@ EXPLAINED.update({
     ("invalid", "priority"): N_("Priority is a whole number from 0 to 10,000."),
     ("invalid", "windows"): N_("Check the day and hours of this window: it must end after it starts."),
     ("not_found", "account_id"): N_("Choose one of your accounts."),
+    ("no_replies", "account_id"): N_("Keyword replies answer on Official Accounts and WeChat Customer Service only."),
     ("not_found", "reply.template_id"): N_("Choose one of your templates."),
 })
 
@@ -116,7 +117,8 @@ def _editor(console: Console, *, rule: Any, values: dict[str, Any], errors: dict
             status: int = 200) -> Response:
     return console.page(
         "messaging/keyword_editor.html", status=status, rule=rule, values=values, errors=errors or {},
-        accounts=channels.list_accounts(console.db), kind_names=KIND_NAMES, type_names=TYPE_NAMES,
+        accounts=[a for a in channels.list_accounts(console.db) if a.kind in keywords.REPLY_MODES],
+        kind_names=KIND_NAMES, type_names=TYPE_NAMES,
         match_names=MATCH_NAMES, match_types=MATCH_TYPES, day_names=DAY_NAMES, window_rows=range(WINDOW_ROWS),
         templates=[t for t in message_templates.list_templates(console.db)
                    if t.content.get("type") in keywords.REPLY_TYPES],

@@ -29,6 +29,9 @@ from siyu.core.errors import Invalid
 from siyu.messaging.content import CARD_TYPES, check_content, render_for, reply_key
 from siyu.messaging.models import WelcomeMessage
 
+# The kinds whose people join (follow an OA, add a WeCom member): the event a welcome answers.
+WELCOME_KINDS = ("wechat_oa", "wecom")
+
 
 @dataclass(frozen=True)
 class Welcome:
@@ -75,6 +78,9 @@ def check_welcome(content: Any) -> dict[str, Any]:
 def save_welcome(session: Session, account: ChannelAccount, *, content: Any, enabled: bool,
                  actor: Actor) -> WelcomeMessage:
     """Write (or replace) the account's default welcome and switch it on or off."""
+    if account.kind not in WELCOME_KINDS:
+        raise Invalid("welcome messages are sent on Official Accounts and WeCom, where people follow or add",
+                      field="account_id", code="no_welcome")
     if not isinstance(enabled, bool):
         raise Invalid("enabled is true or false", field="enabled")
     clean = check_welcome(content)
