@@ -126,3 +126,13 @@ def test_the_tag_manager_makes_an_on_keyword_rule(client, db, signed_in):
     [rule] = tag_rules.list_rules(db)
     assert (rule.trigger, rule.config) == ("keyword", {"rule_ids": [], "keywords": ["价格", "多少钱"]})
     assert "多少钱" in client.get("/console/tags").text
+
+
+def test_a_refused_form_puts_no_script_of_the_sender_back_into_the_page(client, signed_in):
+    hostile = "x'}; alert(1); {'"
+    keyword = post(client, "/console/keywords", {"name": "x", "match_type": hostile, "template_id": hostile,
+                                                 "reply_type": hostile})
+    template = post(client, "/console/templates", {"name": "x", "type": hostile})
+    assert keyword.status_code == template.status_code == 422
+    assert "alert(1)" not in keyword.text
+    assert "alert(1)" not in template.text

@@ -16,7 +16,7 @@ from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormD
 from siyu.contacts import service as contacts
 from siyu.core.errors import SiyuError
 from siyu.messaging import message_templates, welcome
-from siyu.messaging.content import fields_of, summary
+from siyu.messaging.content import TYPES, fields_of, summary
 from siyu.messaging.message_templates import CHANNEL_KINDS
 from siyu.messaging.templates import FIELDS
 
@@ -79,7 +79,8 @@ def form_of_content(content: dict[str, Any] | None, prefix: str = "") -> dict[st
     """A content as the editor's field values."""
     content = content or {}
     out = {prefix + name: str(content.get(name, "")) for name in CONTENT_FIELDS}
-    out[prefix + "type"] = str(content.get("type", "text"))
+    # Only a known type goes back into the page: it lands in a script expression (Alpine's x-data).
+    out[prefix + "type"] = content["type"] if content.get("type") in TYPES else "text"
     out[prefix + "params"] = "\n".join(f"{k}={v}" for k, v in (content.get("params") or {}).items())
     return out
 

@@ -92,6 +92,9 @@ def _shown(form: FormData) -> dict[str, Any]:
     names = ("name", "account_id", "match_type", "priority", "keywords", "template_id")
     values: dict[str, Any] = {name: text_of(form, name) for name in names}
     values["active"] = text_of(form, "active") == "on"
+    # These two land in a script expression (Alpine's x-data): only known values go back into the page.
+    values["match_type"] = values["match_type"] if values["match_type"] in MATCH_TYPES else "contains"
+    values["template_id"] = values["template_id"] if values["template_id"].isdigit() else ""
     for i in range(WINDOW_ROWS):
         values[f"win{i}_days"] = [d for d in form.getlist(f"win{i}_days") if isinstance(d, str)]
         values[f"win{i}_start"], values[f"win{i}_end"] = text_of(form, f"win{i}_start"), text_of(form, f"win{i}_end")
