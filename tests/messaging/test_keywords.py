@@ -29,9 +29,6 @@ def test_the_oa_answers_a_keyword_with_a_passive_reply_and_records_the_hit(db, o
     got = service.receive(db, oa, text("请问价格多少", nickname="小红"))
 
     assert got.reply == {"type": "text", "text": "小红，价格见菜单"}
-    archived = db.execute(select(Message).where(Message.direction == "out")).scalar_one()
-    assert (archived.status, archived.origin, archived.text, archived.contact_id, archived.job_id) == (
-        "sent", f"keyword:{r.id}", "小红，价格见菜单", got.contact_id, None)
     [hit] = keywords.list_hits(db, rule_id=r.id)[0]
     assert (hit.contact_id, hit.message_id, hit.keyword) == (got.contact_id, got.message_id, "价格")
     assert keywords.get_rule(db, r.id).hits == 1
@@ -103,7 +100,7 @@ def test_a_reply_from_a_deleted_template_is_skipped_with_the_reason(db, oa, adap
     message_templates.delete_template(db, template, actor=ACTOR)
     got = service.receive(db, oa, text("价格", key="b"))
     assert got.reply is None
-    skipped = db.execute(select(Message).where(Message.direction == "out", Message.status == "skipped")).scalar_one()
+    skipped = db.execute(select(Message).where(Message.direction == "out")).scalar_one()
     assert (skipped.status, skipped.error, skipped.contact_id) == ("skipped", "template_deleted", got.contact_id)
 
 

@@ -382,26 +382,6 @@ def queue_send(
     return message
 
 
-def archive_reply(
-    session: Session, *, account: ChannelAccount, contact_id: int, content: Mapping[str, Any], origin: str,
-    idempotency_key: str, address: str | None = None,
-) -> Message:
-    """Archive a passive reply a receive hook returns (the OA answers it in the callback's own response):
-    `sent` at once, no delivery job. The same key returns the first row."""
-    existing = message_by_key(session, idempotency_key)
-    if existing is not None:
-        return existing
-    message = Message(account_id=account.id, channel=account.kind, contact_id=contact_id, direction="out",
-                      msg_type=str(content.get("type", "text")), content=dict(content), origin=origin,
-                      text=str(content.get("text") or content.get("title") or ""), purpose="service",
-                      status="sending", idempotency_key=idempotency_key, created_at=clock.now(),
-                      address=address or address_of(session, account, contact_id))
-    session.add(message)
-    session.flush()
-    set_status(session, message, "sent")
-    return message
-
-
 def set_status(
     session: Session, message: Message, status: str, *, error: str | None = None, at: datetime | None = None,
 ) -> bool:

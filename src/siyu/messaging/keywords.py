@@ -3,10 +3,9 @@
 A text message on an Official Account or on WeChat Customer Service is matched against the active
 rules of its account and the workspace-wide ones (`matcher.choose`). The winning rule's reply is
 rendered for the sender. On the Official Account it is the callback's passive reply (returned to the
-route, which answers it at once, and archived as sent); on Customer Service (`wecom_kf`) it is queued
-urgent. Other kinds get no reply: a 1:1 WeCom chat has no reply API. Every answer is a hit
-(`keyword_hits`, the rule's counter, event `keyword.matched`), which the "keyword" auto-tagging trigger
-listens to.
+route, which answers it at once); on Customer Service (`wecom_kf`) it is queued urgent. Other kinds get
+no reply: a 1:1 WeCom chat has no reply API. Every answer is a hit (`keyword_hits`, the rule's counter,
+event `keyword.matched`), which the "keyword" auto-tagging trigger listens to.
 """
 
 from __future__ import annotations
@@ -244,11 +243,9 @@ def answer(session: Session, account: ChannelAccount, item: Inbound,
     rule, keyword = found
     _record_hit(session, rule, account, keyword, received)
     content, problem = _content(session, rule, received.contact_id)
-    key = reply_key("keyword", account.id, item.dedupe_key)
     if mode == "passive" and problem is None:
-        channels.archive_reply(session, account=account, contact_id=received.contact_id, content=content,
-                               origin=f"keyword:{rule.id}", idempotency_key=key, address=item.sender)
         return content
+    key = reply_key("keyword", account.id, item.dedupe_key)
     channels.queue_send(session, account=account, contact_id=received.contact_id, content=content,
                         origin=f"keyword:{rule.id}", idempotency_key=key, urgent=True, received=received,
                         skip_reason=problem)
