@@ -36,8 +36,6 @@ def test_a_follow_gets_the_personal_welcome_once_through_the_urgent_path(db, oa,
     ]
     assert [(m.origin, m.status, m.contact_id) for m in outbound(db)] == [
         (f"welcome:{welcome.get_welcome(db, oa).id}", "sent", got.contact_id)] * 2
-    # The follow opened the 48-hour customer-service window the OA's sends are checked against.
-    assert service.address_row(db, oa, "o-1").last_inbound_at is not None
 
 
 def test_the_fallback_is_used_when_the_field_is_empty(db, oa, adapters, run_jobs):

@@ -249,8 +249,6 @@ def _keep_address(session: Session, account: ChannelAccount, contact_id: int, it
         row.staff_userid = item.staff_userid
     if item.event == "joined":
         row.state, row.joined_at, row.left_at = "joined", now, None
-        # Following counts as the person's interaction: it opens the OA's 48-hour window (the welcome).
-        row.last_inbound_at, row.sent_since_inbound = now, 0
     elif item.event == "left":
         row.state, row.left_at = "left", now
     elif item.kind != "event":
