@@ -95,7 +95,7 @@ def _seed_b_messaging(db) -> dict[str, int]:
     from siyu.messaging import keywords, message_templates
 
     actor = Actor.cli(B_MARK)
-    account = channels.create_account(db, kind="webhook", name=f"account {B_MARK}",
+    account = channels.create_account(db, kind="webhook", name=f"replies {B_MARK}",
                                       config={"url": "https://b.example.com/in"}, secrets={"secret": "s" * 20},
                                       actor=actor)
     template = message_templates.create_template(db, values={"name": B_MARK, "content": {"text": B_MARK}},
