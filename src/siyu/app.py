@@ -32,6 +32,8 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.messaging.broadcast_api", "router"),
     ("siyu.channels.wechat_oa.api", "router"),
     ("siyu.channels.api", "router"),
+    ("siyu.messaging.api", "router"),
+    ("siyu.messaging.api_keywords", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
@@ -47,6 +49,8 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.messaging.links", "router"),
     ("siyu.channels.wechat_oa.hooks", "router"),
     ("siyu.channels.views", "router"),
+    ("siyu.messaging.views", "router"),
+    ("siyu.messaging.views_keywords", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).

@@ -60,7 +60,7 @@ def test_a_rule_with_a_bad_op_is_refused_naming_the_condition(client, shop):
     assert bad.status_code == 422
     assert bad.json()["error"]["field"] == "config.conditions[0].op"
     assert paused.json()["active"] is False
-    assert client.get("/api/v1/tag-rules/triggers", headers=key).json()[:2] == ["event", "segment_entered"]
+    assert {"event", "segment_entered"} <= set(client.get("/api/v1/tag-rules/triggers", headers=key).json())
 
 
 def test_staff_handover_and_lifecycle_through_the_api(client, db, shop):

@@ -31,7 +31,7 @@ PARAMS = (
     "contact_id", "identity_id", "note_id", "attribute_id", "merge_id", "proposal_id",
     "segment_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id", "handover_id", "import_id",
     "broadcast_id",
-    "account_id",
+    "account_id", "template_id", "keyword_rule_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -68,7 +68,7 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     broadcast_id = _seed_b_broadcast(db, segment.id)
     account = _seed_b_account(db)
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
-           "segment_id": segment.id, **_seed_b_contacts(db)}
+           "segment_id": segment.id, **_seed_b_contacts(db), **_seed_b_messaging(db)}
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id,
@@ -119,6 +119,23 @@ def _seed_b_contacts(db) -> dict[str, int]:
         "contact_id": contact.id, "identity_id": contacts.identities_of(db, contact)[0].id, "note_id": note.id,
         "attribute_id": attribute.id, "merge_id": record.id, "proposal_id": proposal.id,
     }
+
+
+def _seed_b_messaging(db) -> dict[str, int]:
+    """An account of workspace B, a message template and a keyword rule."""
+    from siyu.channels import service as channels
+    from siyu.messaging import keywords, message_templates
+
+    actor = Actor.cli(B_MARK)
+    account = channels.create_account(db, kind="webhook", name=f"replies {B_MARK}",
+                                      config={"url": "https://b.example.com/in"}, secrets={"secret": "s" * 20},
+                                      actor=actor)
+    template = message_templates.create_template(db, values={"name": B_MARK, "content": {"text": B_MARK}},
+                                                 actor=actor)
+    rule = keywords.create_rule(db, values={"name": B_MARK, "match_type": "exact",
+                                            "keywords": [B_MARK], "reply": {"text": B_MARK}}, actor=actor)
+    db.commit()
+    return {"account_id": account.id, "template_id": template.id, "keyword_rule_id": rule.id}
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

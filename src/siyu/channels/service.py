@@ -336,12 +336,15 @@ def queue_send(
     session: Session, *, account: ChannelAccount, contact_id: int, content: Mapping[str, Any], origin: str,
     idempotency_key: str, purpose: str = "service", address: str | None = None, staff_id: int | None = None,
     run_at: datetime | None = None, urgent: bool = False, received: Received | None = None,
+    skip_reason: str | None = None,
 ) -> Message:
     """Queue one message to one contact on one account (in the caller's transaction); returns its archive row.
 
     The same `idempotency_key` returns the first message and queues nothing. Consent is checked here
     (`may_contact` with `purpose`): a refused message is archived as `skipped` with the reason, not sent.
     `urgent` puts the job on `received.urgent_jobs` so the callback route runs it right after its commit.
+    `skip_reason` archives the message as `skipped` with that reason without sending it (a sender that
+    could not build it, e.g. a template that failed to render, leaves this record instead of nothing).
     """
     existing = message_by_key(session, idempotency_key)
     if existing is not None:
@@ -354,10 +357,10 @@ def queue_send(
                       created_at=clock.now())
     session.add(message)
     contact = contacts.get_contact(session, contact_id)
-    refusal: str | None = None
-    if account.status != "active":
+    refusal: str | None = skip_reason[:2000] if skip_reason else None
+    if refusal is None and account.status != "active":
         refusal = "account_paused"
-    elif adapter.rules.consent_channel is not None:
+    elif refusal is None and adapter.rules.consent_channel is not None:
         permission = contacts.contact_permission(session, contact, adapter.rules.consent_channel, purpose)
         if not permission:
             refusal = f"consent:{permission.reason}"

@@ -87,6 +87,9 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
         N_("Write the welcome message new contacts receive."),
         pages=(
             NavPage("/console/broadcasts", N_("Broadcasts")),
+            NavPage("/console/welcome", N_("Welcome messages")),
+            NavPage("/console/keywords", N_("Keyword replies")),
+            NavPage("/console/templates", N_("Templates")),
             NavPage("/console/broadcast-settings", N_("Caps and quiet hours")),
         ),
     ),

@@ -46,6 +46,8 @@ OP_NAMES = {
 TRIGGER_NAMES = {
     "event": N_("An event happens"),
     "segment_entered": N_("A contact enters a segment"),
+    # Registered by the messaging module's keyword replies; shown only where that module is loaded.
+    "keyword": N_("A keyword reply answers the contact"),
 }
 FLASHES.update({
     "tag_group_created": N_("Tag group created."),
@@ -73,6 +75,8 @@ EXPLAINED: dict[tuple[str, str], str] = {
         "This comparison needs another kind of value: a number or a text, or a list for “is one of”."
     ),
     ("invalid", "config.segment_id"): N_("Choose a segment."),
+    ("invalid", "config.keywords"): N_("Write the keywords that tag, separated by commas."),
+    ("invalid", "config.rule_ids"): N_("Write the keywords that tag, separated by commas."),
     ("not_found", "config.segment_id"): N_("Choose a segment."),
     ("invalid", "add_tag_ids"): N_("Choose at least one tag to add or remove."),
     ("not_found", "add_tag_ids"): N_("One of the chosen tags does not exist any more."),
@@ -131,6 +135,8 @@ def _rule_values(form: FormData) -> dict[str, Any]:
     if trigger == "segment_entered":
         segment = _text(form, "segment_id")
         config = {"segment_id": int(segment) if segment.isdigit() else segment}
+    elif trigger == "keyword":
+        config = {"keywords": [k.strip() for k in re.split(r"[,，]", _text(form, "keywords")) if k.strip()]}
     else:
         conditions = []
         for i in range(CONDITION_ROWS):
@@ -159,6 +165,7 @@ def _form_of(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": values.get("name", ""), "trigger": values.get("trigger", "event"),
         "event_type": config.get("event_type", ""), "segment_id": config.get("segment_id", ""),
+        "keywords": ", ".join(config.get("keywords") or []),
         "add_tag_ids": values.get("add_tag_ids", []), "remove_tag_ids": values.get("remove_tag_ids", []),
     }
     for i, condition in enumerate((config.get("conditions") or [])[:CONDITION_ROWS]):

@@ -43,6 +43,7 @@ TASK_MODULES: tuple[str, ...] = (
     "siyu.messaging.broadcast_sending",
     "siyu.channels.wechat_oa.tasks",
     "siyu.channels.chat_archive",
+    "siyu.messaging.welcome", "siyu.messaging.keywords",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
 BACKOFF_BASE_SECONDS = 5.0

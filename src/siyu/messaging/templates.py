@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, meta, nodes
-from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy.orm import Session
 
@@ -61,10 +60,11 @@ def contact_context(session: Session, contact: Any) -> dict[str, Any]:
 
 
 def render(source: str, context: Mapping[str, Any], *, field: str = "body") -> str:
-    """Render a checked template; an error at render time (a filter misused) is an Invalid on `field`."""
+    """Render a checked template; an error at render time (a filter misused, arithmetic on a missing
+    attribute, a division by zero) is an Invalid on `field`, never an exception the caller doesn't expect."""
     try:
         return str(_compile(source).render(**context))
-    except (UndefinedError, SecurityError, TypeError, ValueError) as exc:
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise Invalid(f"the template could not be rendered: {exc}", field=field) from exc
 
 
