@@ -40,6 +40,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.views_lifecycle", "router"),
     ("siyu.contacts.views_imports", "router"),
     ("siyu.contacts.views_settings", "router"),
+    ("siyu.channels.sms.hooks", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).
