@@ -41,6 +41,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.views_imports", "router"),
     ("siyu.contacts.views_settings", "router"),
     ("siyu.channels.sms.hooks", "router"),
+    ("siyu.channels.email_routes", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).

@@ -16,6 +16,7 @@ from siyu.channels.sms.service import UNSUBSCRIBE_WORDS, is_unsubscribe
 from siyu.contacts import service as contacts
 from siyu.conversations.models import Message
 from siyu.core.audit import Actor
+from siyu.core.errors import Invalid
 from siyu.core.models import Event, Job
 from tests.servers import serve
 from tests.servers.aliyun_sms import FakeAliyunSms
@@ -166,7 +167,7 @@ def test_pushes_without_the_token_or_to_an_unknown_account_change_nothing(db, ws
 
 
 def test_bad_settings_are_refused_with_the_field(db, ws):
-    with pytest.raises(Exception, match="push token") as refused:
+    with pytest.raises(Invalid, match="push token") as refused:
         service.create_account(db, kind="sms", name="x", actor=ACTOR,
                                config={"access_key_id": "id", "sign_name": "思域"},
                                secrets={"access_key_secret": "s", "push_token": "short"})
