@@ -29,6 +29,7 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.api_tags", "router"),
     ("siyu.contacts.api_staff", "router"),
     ("siyu.contacts.api_imports", "router"),
+    ("siyu.channels.api_webhooks", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from siyu.channels.models import ChannelAccount
 from siyu.contacts import models as contact_models
 from siyu.core import clock
 from siyu.core.audit import Actor
@@ -29,6 +30,7 @@ PARAMS = (
     "user_id", "key_id", "event_id", "job_id",
     "contact_id", "identity_id", "note_id", "attribute_id", "merge_id", "proposal_id",
     "segment_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id", "handover_id", "import_id",
+    "account_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -58,13 +60,15 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     handover = contact_models.Handover(from_staff_id=leaving.id, to_staff_id=taking.id, reason="leaving",
                                        actor=B_MARK)
     contact_import = contact_models.ContactImport(filename=f"{B_MARK}.csv", created_by=B_MARK, status="done")
-    db.add_all([rule, handover, contact_import])
+    account = ChannelAccount(kind="webhook", name=f"hook {B_MARK}", config={"url": "https://b.example/hook",
+                             "events": ["*"]}, secrets={"secret": B_MARK})
+    db.add_all([rule, handover, contact_import, account])
     db.commit()
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db)}
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
-                "handover_id": handover.id, "import_id": contact_import.id})
+                "handover_id": handover.id, "import_id": contact_import.id, "account_id": account.id})
     return b, ids, b_key_secret
 
 
