@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from siyu.channels import service as channels
 from siyu.channels import webhook
 from siyu.channels.models import ChannelAccount
+from siyu.channels.payloads import json_items
 from siyu.contacts import service as contacts
 from siyu.core import clock
 from siyu.core.errors import Forbidden, Invalid, NotFound
@@ -116,15 +117,9 @@ def check_signature(account: ChannelAccount, headers: Mapping[str, str], body: b
 
 def parse_events(body: bytes) -> list[dict[str, Any]]:
     """A JSON object or an array of them, each with a known type and a message_id or email; else 422."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid("the events are not JSON", field="body") from exc
-    items = data if isinstance(data, list) else [data]
-    if not items or len(items) > MAX_EVENTS:
-        raise Invalid(f"send 1 to {MAX_EVENTS} events", field="body")
+    items = json_items(body, limit=MAX_EVENTS, what="events")
     for n, item in enumerate(items):
-        if not isinstance(item, dict) or item.get("type") not in EVENT_TYPES:
+        if item.get("type") not in EVENT_TYPES:
             raise Invalid(f"type is one of {', '.join(EVENT_TYPES)}", field=f"{n}.type")
         if not isinstance(item.get("message_id") or "", str) or not isinstance(item.get("email") or "", str):
             raise Invalid("message_id and email are text", field=f"{n}.message_id")

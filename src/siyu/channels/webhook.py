@@ -66,8 +66,9 @@ def signed_headers(secret: str, body: bytes, idempotency_key: str) -> dict[str, 
 _clients: dict[int, httpx.AsyncClient] = {}
 
 
-def _client() -> httpx.AsyncClient:
-    """One connection pool per event loop (the worker keeps one loop per thread)."""
+def http_client() -> httpx.AsyncClient:
+    """One connection pool per event loop (the worker keeps one loop per thread), shared by the channels
+    that speak HTTP; pass `timeout=` per request to differ from the default."""
     loop = asyncio.get_running_loop()
     client = _clients.get(id(loop))
     if client is None or client.is_closed:
@@ -79,7 +80,7 @@ async def post_signed(url: str, secret: str, payload: Mapping[str, Any], idempot
     """POST a signed JSON payload; ChannelError on a failure, saying whether to retry."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode()
     try:
-        response = await _client().post(url, content=body, headers=signed_headers(secret, body, idempotency_key))
+        response = await http_client().post(url, content=body, headers=signed_headers(secret, body, idempotency_key))
     except httpx.TimeoutException as exc:
         # The endpoint dedupes on the idempotency key: trying again is safe.
         raise ChannelError("timeout", f"no answer from {urlsplit(url).netloc} in time", retryable=True) from exc

@@ -11,7 +11,6 @@ platform does not dedupe on OutId, so a send whose answer was lost is `unknown`,
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -25,6 +24,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from siyu.channels.base import ChannelError
+from siyu.channels.webhook import http_client
 from siyu.core import clock
 
 DEFAULT_ENDPOINT = "https://dysmsapi.aliyuncs.com"
@@ -98,18 +98,6 @@ def aliyun_phone(phone: str) -> str:
     return digits
 
 
-_clients: dict[int, httpx.AsyncClient] = {}
-
-
-def _client() -> httpx.AsyncClient:
-    """One connection pool per event loop (the worker keeps one loop per thread)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(id(loop))
-    if client is None or client.is_closed:
-        client = _clients[id(loop)] = httpx.AsyncClient(timeout=TIMEOUT_SECONDS)
-    return client
-
-
 class AliyunSms:
     """The Aliyun SMS provider of one account."""
 
@@ -127,7 +115,7 @@ class AliyunSms:
         url = f"{self.endpoint}/?{canonical_query(query)}"
         host = urlsplit(self.endpoint).netloc
         try:
-            response = await _client().get(url, timeout=TIMEOUT_SECONDS)
+            response = await http_client().get(url, timeout=TIMEOUT_SECONDS)
         except httpx.ConnectError as exc:
             raise ChannelError("unreachable", f"could not reach {host}: {exc}", retryable=True) from exc
         except httpx.TimeoutException as exc:

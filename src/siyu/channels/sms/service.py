@@ -4,7 +4,6 @@ and an unsubscribe reply ("TD", "退订", "STOP"...) withdraws the contact's SMS
 from __future__ import annotations
 
 import hmac
-import json
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from siyu.channels import service as channels
 from siyu.channels.models import ChannelAccount
+from siyu.channels.payloads import json_items
 from siyu.channels.sms.provider import PushFormat
 from siyu.channels.sms.pushes import PUSHES
 from siyu.contacts import service as contacts
-from siyu.core.errors import Forbidden, Invalid
+from siyu.core.errors import Forbidden
 
 # Replies that mean "no more messages", compared after NFKC (full-width → half-width), trimming and
 # case folding, with trailing punctuation dropped.
@@ -38,16 +38,9 @@ def check_push_token(account: ChannelAccount, token: str | None) -> None:
         raise Forbidden("this push does not carry the account's token", field="token")
 
 
-def push_items(body: bytes) -> list[Mapping[str, Any]]:
-    """A push's JSON body as a list of objects (a single object is one item); 422 when it is not one."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid("the push is not JSON", field="body") from exc
-    items = data if isinstance(data, list) else [data]
-    if not items or len(items) > MAX_ITEMS or not all(isinstance(i, dict) for i in items):
-        raise Invalid(f"a push is a JSON array of 1 to {MAX_ITEMS} objects", field="body")
-    return items
+def push_items(body: bytes) -> list[dict[str, Any]]:
+    """A push's JSON body as a list of objects; 422 when it is not one."""
+    return json_items(body, limit=MAX_ITEMS, what="push items")
 
 
 def _format(account: ChannelAccount) -> PushFormat:
