@@ -143,10 +143,11 @@ def bench_raw_receipts(workspace_id: int, account_id: int, items: list[dict]) ->
 
 
 def main() -> None:
-    from siyu.core import db
-    from siyu.settings import get_settings
     from tests.servers import serve
     from tests.servers.aliyun_sms import FakeAliyunSms
+
+    from siyu.core import db
+    from siyu.settings import get_settings
 
     scale = os.environ.get("SCALE", "small")
     n = 20_000 if scale == "full" else 1_000
