@@ -156,6 +156,25 @@ def test_a_one_click_post_withdraws_without_a_page_and_forged_tokens_do_nothing(
     assert event["source"] == "email one-click unsubscribe"
 
 
+def test_an_open_pixel_marks_the_message_opened_and_a_forged_one_changes_nothing(db, ws, smtp, run_jobs, client):
+    fake, port = smtp
+    account = make_account(db, port)
+    account.config = {**account.config, "track_opens": "on", "unsubscribe_label": "取消订阅"}
+    message = send(db, account, subscriber(db), run_jobs=run_jobs)
+    html = parsed(fake.received[0].data).get_body(("html",)).get_content()
+    assert "取消订阅</a>" in html
+    match = re.search(r'src="https://siyu\.example\.com(/o/[^"]+\.gif)"', html)
+    assert match is not None
+
+    forged = client.get(match.group(1).replace("/o/", "/o/x"))
+    assert (forged.status_code, forged.headers["content-type"]) == (200, "image/gif")
+    db.expire_all()
+    assert service.get_message(db, message.id).status == "sent"
+    assert client.get(match.group(1)).content == forged.content
+    db.expire_all()
+    assert service.get_message(db, message.id).status == "opened"
+
+
 def test_smtp_refusals_fail_or_retry_by_their_code(db, ws, smtp, run_jobs, frozen_now):
     fake, port = smtp
     account = make_account(db, port)

@@ -23,13 +23,15 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 
 from siyu.channels.base import ChannelError, ConfigField, PlatformRules, SendResult, register_adapter
-from siyu.channels.email_feedback import unsubscribe_token
+from siyu.channels.email_feedback import open_token, unsubscribe_token
 from siyu.channels.models import ChannelAccount
 from siyu.channels.webhook import check_url
 from siyu.core import clock
 from siyu.core.errors import Invalid
 
 SECURITY = ("starttls", "ssl", "none")
+# The footer link's words: the recipient's language is the brand's to choose, per account.
+DEFAULT_UNSUBSCRIBE_LABEL = "退订 · Unsubscribe"
 TIMEOUT_SECONDS = 30.0
 # Headers the DKIM signature covers (those a forwarder must not change).
 SIGNED_HEADERS = (b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
@@ -49,10 +51,13 @@ def _domain(account: ChannelAccount) -> str:
     return str(account.config.get("dkim_domain") or str(account.config.get("from_address", "")).rpartition("@")[2])
 
 
+def _public(account: ChannelAccount) -> str:
+    return str(account.config.get("public_url") or "").rstrip("/")
+
+
 def unsubscribe_url(account: ChannelAccount, address: str) -> str:
     """The page where the recipient confirms; RFC 8058 one-click POSTs go to the same URL."""
-    base = str(account.config.get("public_url") or "").rstrip("/")
-    return f"{base}/u/{unsubscribe_token(account.workspace_id, account.id, address)}"
+    return f"{_public(account)}/u/{unsubscribe_token(account.workspace_id, account.id, address)}"
 
 
 def build_message(account: ChannelAccount, address: str, content: Mapping[str, Any], idempotency_key: str) -> bytes:
@@ -71,10 +76,15 @@ def build_message(account: ChannelAccount, address: str, content: Mapping[str, A
     mailto = f"mailto:{config['from_address']}?subject=unsubscribe"
     msg["List-Unsubscribe"] = f"<{link}>, <{mailto}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(f"{text}\n\n--\nUnsubscribe: {link}\n")
+    label = str(config.get("unsubscribe_label") or DEFAULT_UNSUBSCRIBE_LABEL)
+    msg.set_content(f"{text}\n\n--\n{label}: {link}\n")
+    pixel = ""
+    if str(config.get("track_opens") or "off") == "on":
+        token = open_token(account.workspace_id, account.id, msg["Message-ID"])
+        pixel = f'<img src="{_public(account)}/o/{token}.gif" width="1" height="1" alt="">'
     msg.add_alternative(
-        f'{body_html}\n<p style="font-size:12px;color:#888"><a href="{html.escape(link)}">Unsubscribe</a></p>\n',
-        subtype="html",
+        f'{body_html}\n<p style="font-size:12px;color:#888"><a href="{html.escape(link)}">{html.escape(label)}</a></p>'
+        f"{pixel}\n", subtype="html",
     )
     raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
     key = str(account.secrets.get("dkim_private_key") or "")
@@ -167,6 +177,11 @@ class EmailAdapter:
         ConfigField("from_name", N_("From name"), required=False),
         ConfigField("public_url", N_("siyu's public address"),
                     help=N_("Unsubscribe links point here, e.g. https://siyu.example.com.")),
+        ConfigField("unsubscribe_label", N_("Unsubscribe link text"), required=False,
+                    default=DEFAULT_UNSUBSCRIBE_LABEL,
+                    help=N_("The footer link's words, in your recipients' language.")),
+        ConfigField("track_opens", N_("Track opens"), required=False, default="off",
+                    help=N_("on: a 1-pixel image marks messages opened when mail clients load images.")),
         ConfigField("dkim_selector", N_("DKIM selector"), required=False),
         ConfigField("dkim_domain", N_("DKIM domain"), required=False),
         ConfigField("dkim_private_key", N_("DKIM private key (PEM)"), secret=True, required=False),
@@ -187,6 +202,8 @@ class EmailAdapter:
         if "@" not in sender.strip("@") or any(c in sender for c in " <>\r\n"):
             raise Invalid("a from address like news@example.com", field="config.from_address")
         check_url(config.get("public_url"), "config.public_url")
+        if str(config.get("track_opens") or "off") not in ("on", "off"):
+            raise Invalid("track_opens is on or off", field="config.track_opens")
         key = str(secrets.get("dkim_private_key") or "")
         if key:
             if not config.get("dkim_selector"):

@@ -41,36 +41,66 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(payload: str) -> bytes:
-    key = hmac.new(get_settings().resolved_secret_key().encode(), b"siyu email unsubscribe", hashlib.sha256).digest()
+def _mac(purpose: str, payload: str) -> bytes:
+    key = hmac.new(get_settings().resolved_secret_key().encode(), f"siyu email {purpose}".encode(),
+                   hashlib.sha256).digest()
     return hmac.new(key, payload.encode(), hashlib.sha256).digest()[:18]
+
+
+def _token(purpose: str, workspace_id: int, account_id: int, value: str) -> str:
+    payload = _b64(json.dumps([workspace_id, account_id, value], separators=(",", ":")).encode())
+    return f"{payload}.{_b64(_mac(purpose, payload))}"
+
+
+@dataclass(frozen=True)
+class Signed:
+    """What a link's token names: a workspace, an account and an address (unsubscribe) or a Message-ID
+    (open tracking)."""
+
+    workspace_id: int
+    account_id: int
+    value: str
+
+
+def _read(purpose: str, token: str) -> Signed:
+    payload, _, mac = (token or "").partition(".")
+    try:
+        good = hmac.compare_digest(_unb64(mac), _mac(purpose, payload))
+        workspace_id, account_id, value = json.loads(_unb64(payload)) if good else (None, None, None)
+    except (ValueError, TypeError) as exc:
+        raise NotFound("this link is not valid", field="token") from exc
+    if not good or not isinstance(workspace_id, int) or not isinstance(account_id, int) or not isinstance(
+            value, str):
+        raise NotFound("this link is not valid", field="token")
+    return Signed(workspace_id, account_id, value)
 
 
 def unsubscribe_token(workspace_id: int, account_id: int, address: str) -> str:
     """The signed token of one address's unsubscribe link."""
-    payload = _b64(json.dumps([workspace_id, account_id, address], separators=(",", ":")).encode())
-    return f"{payload}.{_b64(_mac(payload))}"
+    return _token("unsubscribe", workspace_id, account_id, address)
 
 
-@dataclass(frozen=True)
-class Unsubscribe:
-    workspace_id: int
-    account_id: int
-    address: str
+def read_token(token: str) -> Signed:
+    """What an unsubscribe token names; 404 for anything not made by `unsubscribe_token` here."""
+    return _read("unsubscribe", token)
 
 
-def read_token(token: str) -> Unsubscribe:
-    """What a token names; 404 for anything not made by `unsubscribe_token` here."""
-    payload, _, mac = (token or "").partition(".")
+def open_token(workspace_id: int, account_id: int, message_id: str) -> str:
+    """The signed token of one message's tracking pixel."""
+    return _token("open", workspace_id, account_id, message_id)
+
+
+def record_open(session: Session, token: str) -> bool:
+    """The recipient's mail client loaded the pixel: the message is `opened`. False for a bad token."""
     try:
-        good = hmac.compare_digest(_unb64(mac), _mac(payload))
-        workspace_id, account_id, address = json.loads(_unb64(payload)) if good else (None, None, None)
-    except (ValueError, TypeError) as exc:
-        raise NotFound("this unsubscribe link is not valid", field="token") from exc
-    if not good or not isinstance(workspace_id, int) or not isinstance(account_id, int) or not isinstance(
-            address, str):
-        raise NotFound("this unsubscribe link is not valid", field="token")
-    return Unsubscribe(workspace_id, account_id, address)
+        found = _read("open", token)
+    except NotFound:
+        return False
+    bind_workspace(session, found.workspace_id)
+    account = session.get(ChannelAccount, found.account_id)
+    if account is None or account.workspace_id != found.workspace_id:
+        return False
+    return channels.update_delivery(session, account, found.value, "opened") is not None
 
 
 def _contact_at(session: Session, address: str) -> Any:
@@ -93,12 +123,12 @@ def withdraw_address(session: Session, address: str, *, source: str, proof: str 
     return int(contact.id)
 
 
-def unsubscribe(session: Session, token: str, *, one_click: bool) -> Unsubscribe:
+def unsubscribe(session: Session, token: str, *, one_click: bool) -> Signed:
     """The recipient asked to stop (the link's page, or their mailbox's one-click POST)."""
     found = read_token(token)
     bind_workspace(session, found.workspace_id)
     source = "email one-click unsubscribe" if one_click else "email unsubscribe link"
-    withdraw_address(session, found.address, source=source, proof=f"account {found.account_id}")
+    withdraw_address(session, found.value, source=source, proof=f"account {found.account_id}")
     return found
 
 

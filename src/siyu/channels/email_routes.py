@@ -36,7 +36,7 @@ def confirm(token: str, request: Request) -> HTMLResponse:
         found = feedback.read_token(token)
     except NotFound:
         return _page(request, token, "invalid", status=404)
-    return _page(request, token, "ask", found.address)
+    return _page(request, token, "ask", found.value)
 
 
 @router.post("/u/{token}")
@@ -50,7 +50,18 @@ async def unsubscribe(token: str, request: Request, session: SessionDep) -> Resp
             request, token, "invalid", status=404)
     if one_click:
         return PlainTextResponse("unsubscribed")
-    return _page(request, token, "done", found.address)
+    return _page(request, token, "done", found.value)
+
+
+# The smallest transparent GIF.
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+
+
+@router.get("/o/{token}.gif")
+async def opened(token: str, session: SessionDep) -> Response:
+    """The open-tracking pixel: marks the message opened; the same image whatever the token says."""
+    await in_unit_of_work(session, feedback.record_open, session, token)
+    return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store, private"})
 
 
 @router.post("/hooks/email/{account}/events")
