@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from siyu.channels.base import ChannelError
+from siyu.channels.sms.pushes import AliyunPushes
 from siyu.channels.webhook import http_client
 from siyu.core import clock
 
@@ -98,8 +99,8 @@ def aliyun_phone(phone: str) -> str:
     return digits
 
 
-class AliyunSms:
-    """The Aliyun SMS provider of one account."""
+class AliyunSms(AliyunPushes):
+    """The Aliyun SMS provider of one account: signed calls out, and its pushes read (`AliyunPushes`)."""
 
     name = "aliyun"
 

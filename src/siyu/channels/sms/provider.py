@@ -33,10 +33,6 @@ class SmsProvider(Protocol):
     async def check(self) -> str:
         """One harmless signed call, for the console's "test connection"."""
 
-
-class PushFormat(Protocol):
-    """How a provider's pushes read (the parsing, apart from any connection)."""
-
     def receipts(self, items: list[Mapping[str, Any]]) -> list[Receipt]:
         """Delivery receipts from one push."""
 

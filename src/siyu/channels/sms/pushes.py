@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from siyu.channels.base import Inbound
-from siyu.channels.sms.provider import PushFormat, Receipt
+from siyu.channels.sms.provider import Receipt
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -29,6 +29,8 @@ def _true(value: Any) -> bool:
 
 
 class AliyunPushes:
+    """The reading half of the Aliyun provider (no connection needed)."""
+
     def receipts(self, items: list[Mapping[str, Any]]) -> list[Receipt]:
         found: list[Receipt] = []
         for item in items:
@@ -63,5 +65,3 @@ class AliyunPushes:
             ))
         return found
 
-
-PUSHES: dict[str, PushFormat] = {"aliyun": AliyunPushes()}

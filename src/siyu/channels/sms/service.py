@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 from siyu.channels import service as channels
 from siyu.channels.models import ChannelAccount
 from siyu.channels.payloads import json_items
-from siyu.channels.sms.provider import PushFormat
-from siyu.channels.sms.pushes import PUSHES
+from siyu.channels.sms import provider_of
 from siyu.contacts import service as contacts
 from siyu.core.errors import Forbidden
 
@@ -43,10 +42,6 @@ def push_items(body: bytes) -> list[dict[str, Any]]:
     return json_items(body, limit=MAX_ITEMS, what="push items")
 
 
-def _format(account: ChannelAccount) -> PushFormat:
-    return PUSHES[str(account.config.get("provider") or "aliyun")]
-
-
 @dataclass
 class PushResult:
     processed: int = 0
@@ -58,7 +53,7 @@ class PushResult:
 
 def record_receipts(session: Session, account: ChannelAccount, items: list[Mapping[str, Any]]) -> PushResult:
     """Delivery receipts: the message with that provider id becomes delivered, or failed with the code."""
-    receipts = _format(account).receipts(items)
+    receipts = provider_of(account).receipts(items)
     result = PushResult(skipped=len(items) - len(receipts))
     for r in receipts:
         status = "delivered" if r.delivered else "failed"
@@ -73,7 +68,7 @@ def record_receipts(session: Session, account: ChannelAccount, items: list[Mappi
 
 def record_replies(session: Session, account: ChannelAccount, items: list[Mapping[str, Any]]) -> PushResult:
     """Replies enter the one inbound pipeline; an unsubscribe reply withdraws SMS consent."""
-    replies = _format(account).replies(items)
+    replies = provider_of(account).replies(items)
     result = PushResult(skipped=len(items) - len(replies))
     for item in replies:
         received = channels.receive(session, account, item)
