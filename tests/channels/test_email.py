@@ -189,6 +189,18 @@ def test_smtp_refusals_fail_or_retry_by_their_code(db, ws, smtp, run_jobs, froze
     assert [r.recipients for r in fake.received] == [["busy@example.com"]]
 
 
+def test_a_header_injection_fails_the_message_without_sending(db, ws, smtp, run_jobs):
+    fake, port = smtp
+    account = make_account(db, port)
+    message = service.queue_send(db, account=account, contact_id=subscriber(db).id, origin="test",
+                                 content={**CONTENT, "subject": "Hi\r\nBcc: everyone@example.com"},
+                                 idempotency_key="inject", purpose="marketing")
+    run_jobs()
+    failed = service.get_message(db, message.id)
+    assert (failed.status, failed.error.split(":")[0]) == ("failed", "bad_message")
+    assert fake.received == []
+
+
 def test_a_wrong_password_fails_the_message_and_test_connection_says_why(db, ws, smtp, run_jobs):
     _, port = smtp
     account = make_account(db, port, password="wrong")

@@ -223,7 +223,12 @@ class EmailAdapter:
                    idempotency_key: str) -> SendResult:
         if not str(content.get("subject") or "").strip():
             raise ChannelError("no_subject", "an email needs a subject")
-        raw = build_message(account, address, content, idempotency_key)
+        try:
+            raw = build_message(account, address, content, idempotency_key)
+        except (ValueError, dkim.DKIMException) as exc:
+            # A header with a line break, an address the parser refuses, a key dkimpy can't use: sending
+            # again would fail the same way.
+            raise ChannelError("bad_message", f"the message could not be built: {exc}") from exc
         await asyncio.to_thread(_send_now, account, address, raw)
         return SendResult(external_id=message_id(idempotency_key, _domain(account)))
 
