@@ -68,6 +68,22 @@ def test_a_message_is_signed_sent_and_its_receipt_marks_it_delivered(db, ws, fak
     assert service.get_message(db, message.id).status == "delivered"
 
 
+def test_a_receipt_ahead_of_its_send_record_is_asked_again_not_lost(db, ws, fake, run_jobs, client):
+    server, url = fake
+    account = make_account(db, url)
+    message = service.queue_send(db, account=account, contact_id=person(db).id, content=CONTENT, origin="t",
+                                 idempotency_key="otp:early")
+    early = {"PhoneNumbers": "13800138000", "BizId": "999^0", "OutId": f"msg:{message.id}"}
+    stranger = {"PhoneNumbers": "13800138001", "BizId": "777^0", "OutId": "another-system"}
+    answer = FakeAliyunSms.push(client, account.id, "report", [server.report(early), server.report(stranger)], TOKEN)
+    assert answer.json()["code"] != 0  # Aliyun pushes it again later
+    run_jobs()
+    answer = FakeAliyunSms.push(client, account.id, "report", [server.report(server.sent[0])], TOKEN)
+    assert answer.json() == {"code": 0, "msg": "成功"}
+    db.expire_all()
+    assert service.get_message(db, message.id).status == "delivered"
+
+
 def test_a_failed_receipt_fails_the_message_with_the_carriers_code(db, ws, fake, run_jobs, client):
     server, url = fake
     account = make_account(db, url)

@@ -1,7 +1,8 @@
 """SMS provider pushes: `POST /hooks/sms/{account}/report` (receipts) and `/inbound` (replies).
 
 Each URL carries `?token=<push token>`; answered `{"code": 0, "msg": "成功"}` after the commit, as
-Aliyun expects (anything else makes it push again).
+Aliyun expects. A receipt that arrives before the worker recorded its message's BizId is answered
+`{"code": 1}`, so Aliyun pushes it again; the rest of the batch is stored either way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from siyu.core.auth import SessionDep, in_unit_of_work
 
 router = APIRouter(include_in_schema=False)
 OK = {"code": 0, "msg": "成功"}
+# Any other answer makes Aliyun push the batch again later (receipts are idempotent here).
+LATER = {"code": 1, "msg": "稍后重试"}
 
 
 async def _push(request: Request, session: SessionDep, account: str, handle: Any) -> dict[str, Any]:
@@ -26,8 +29,8 @@ async def _push(request: Request, session: SessionDep, account: str, handle: Any
     def work() -> dict[str, Any]:
         found = channels.account_for_callback(session, account, "sms")
         service.check_push_token(found, token)
-        handle(session, found, service.push_items(body))
-        return OK
+        result = handle(session, found, service.push_items(body))
+        return LATER if result.early else OK
 
     return await in_unit_of_work(session, work)
 

@@ -16,7 +16,7 @@ from siyu.channels.models import ChannelAccount
 from siyu.channels.payloads import json_items
 from siyu.channels.sms import provider_of
 from siyu.contacts import service as contacts
-from siyu.core.errors import Forbidden
+from siyu.core.errors import Forbidden, NotFound
 
 # Replies that mean "no more messages", compared after NFKC (full-width → half-width), trimming and
 # case folding, with trailing punctuation dropped.
@@ -49,6 +49,22 @@ class PushResult:
     duplicates: int = 0
     unsubscribed: int = 0
     skipped: int = 0
+    # Receipts of our messages whose send is still being recorded: the push is refused so the provider
+    # pushes again later, rather than the receipt being lost.
+    early: int = 0
+
+
+def _still_sending(session: Session, account: ChannelAccount, out_id: str | None) -> bool:
+    """True when OutId names a message of this account whose BizId the worker has not recorded yet."""
+    prefix, _, number = (out_id or "").partition(":")
+    if prefix != "msg" or not number.isdigit():
+        return False
+    try:
+        message = channels.get_message(session, number)
+    except NotFound:
+        return False
+    return message.account_id == account.id and message.external_id is None and message.status in (
+        "queued", "sending")
 
 
 def record_receipts(session: Session, account: ChannelAccount, items: list[Mapping[str, Any]]) -> PushResult:
@@ -59,7 +75,9 @@ def record_receipts(session: Session, account: ChannelAccount, items: list[Mappi
         status = "delivered" if r.delivered else "failed"
         error = None if r.delivered else f"{r.code}: {r.reason}".strip(": ")
         message = channels.update_delivery(session, account, r.biz_id, status, error=error, at=r.at)
-        if message is None:
+        if message is None and _still_sending(session, account, r.out_id):
+            result.early += 1
+        elif message is None:
             result.unknown += 1
         else:
             result.processed += 1
