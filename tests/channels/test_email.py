@@ -22,8 +22,8 @@ from siyu.contacts import service as contacts
 from siyu.core import clock
 from siyu.core.audit import Actor
 from siyu.core.errors import Invalid
-from siyu.core.models import Event
-from tests.servers.smtp import smtp_server
+from siyu.core.models import Event, Job
+from tests.servers.smtp import self_signed, smtp_server
 
 # aiosmtpd warns, per connection, that its AUTH runs without TLS: fine on the loopback.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -187,6 +187,23 @@ def test_smtp_refusals_fail_or_retry_by_their_code(db, ws, smtp, run_jobs, froze
     run_jobs()
     assert service.get_message(db, busy.id).status == "sent"
     assert [r.recipients for r in fake.received] == [["busy@example.com"]]
+
+
+def test_starttls_is_required_and_the_servers_certificate_checked(db, ws, run_jobs, tmp_path):
+    context, ca = self_signed(tmp_path)
+    with smtp_server(starttls=context) as (fake, port):
+        trusting = make_account(db, port)
+        trusting.config = {**trusting.config, "security": "starttls", "tls_ca": ca}
+        sent = send(db, trusting, subscriber(db), key="tls:1", run_jobs=run_jobs)
+        assert sent.status == "sent"
+        assert [r.recipients for r in fake.received] == [["xiaoming@example.com"]]
+
+        doubting = service.create_account(db, kind="email", name="No CA", actor=ACTOR,
+                                          config={**trusting.config, "tls_ca": ""}, secrets={"password": "mail-pass"})
+        refused = send(db, doubting, subscriber(db, "b@example.com"), key="tls:2", run_jobs=run_jobs)
+    assert refused.status == "queued"  # retried: the certificate is checked against the system's CAs
+    assert "CERTIFICATE_VERIFY_FAILED" in db.get(Job, refused.job_id).last_error
+    assert len(fake.received) == 1
 
 
 def test_a_header_injection_fails_the_message_without_sending(db, ws, smtp, run_jobs):

@@ -95,11 +95,17 @@ def build_message(account: ChannelAccount, address: str, content: Mapping[str, A
     return raw
 
 
+def tls_context(config: Mapping[str, Any]) -> ssl.SSLContext:
+    """Certificates checked against the system's CAs, or only the account's own CA when it has one."""
+    ca = str(config.get("tls_ca") or "")
+    return ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
+
+
 def _connect(account: ChannelAccount) -> smtplib.SMTP:
     config = account.config
     host, port = str(config["host"]), int(config.get("port") or 25)
     security = str(config.get("security") or "starttls")
-    context = ssl.create_default_context()
+    context = tls_context(config)
     smtp: smtplib.SMTP
     if security == "ssl":
         smtp = smtplib.SMTP_SSL(host, port, timeout=TIMEOUT_SECONDS, context=context)
@@ -171,6 +177,8 @@ class EmailAdapter:
         ConfigField("host", N_("SMTP host")),
         ConfigField("port", N_("Port"), default="587"),
         ConfigField("security", N_("Security"), default="starttls", help=N_("starttls, ssl or none")),
+        ConfigField("tls_ca", N_("Trusted CA certificate (PEM)"), required=False,
+                    help=N_("Only for a relay whose certificate comes from your own CA.")),
         ConfigField("username", N_("Username"), required=False),
         ConfigField("password", N_("Password"), secret=True, required=False),
         ConfigField("from_address", N_("From address")),
@@ -198,6 +206,11 @@ class EmailAdapter:
             raise Invalid("a port from 1 to 65535", field="config.port")
         if str(config.get("security") or "starttls") not in SECURITY:
             raise Invalid(f"security is one of {', '.join(SECURITY)}", field="config.security")
+        if config.get("tls_ca"):
+            try:
+                tls_context(config)
+            except (ssl.SSLError, ValueError) as exc:
+                raise Invalid("a CA certificate in PEM", field="config.tls_ca") from exc
         sender = str(config.get("from_address") or "")
         if "@" not in sender.strip("@") or any(c in sender for c in " <>\r\n"):
             raise Invalid("a from address like news@example.com", field="config.from_address")
