@@ -46,12 +46,17 @@ def person(db, phone: str = "13800138000"):
     return contact
 
 
+def queue(db, account, key: str, contact=None):
+    """One SMS queued to the contact (a new one by default), in the test's transaction."""
+    return service.queue_send(db, account=account, contact_id=(contact or person(db)).id, content=CONTENT,
+                              origin="test", idempotency_key=key)
+
+
 def test_a_message_is_signed_sent_and_its_receipt_marks_it_delivered(db, ws, fake, run_jobs, client):
     server, url = fake
     account = make_account(db, url)
     contact = person(db)
-    message = service.queue_send(db, account=account, contact_id=contact.id, content=CONTENT, origin="test",
-                                 idempotency_key="otp:1")
+    message = queue(db, account, "otp:1", contact)
     run_jobs()
 
     (sent,) = server.sent
@@ -71,8 +76,7 @@ def test_a_message_is_signed_sent_and_its_receipt_marks_it_delivered(db, ws, fak
 def test_a_receipt_ahead_of_its_send_record_is_asked_again_not_lost(db, ws, fake, run_jobs, client):
     server, url = fake
     account = make_account(db, url)
-    message = service.queue_send(db, account=account, contact_id=person(db).id, content=CONTENT, origin="t",
-                                 idempotency_key="otp:early")
+    message = queue(db, account, "otp:early")
     early = {"PhoneNumbers": "13800138000", "BizId": "999^0", "OutId": f"msg:{message.id}"}
     stranger = {"PhoneNumbers": "13800138001", "BizId": "777^0", "OutId": "another-system"}
     answer = FakeAliyunSms.push(client, account.id, "report", [server.report(early), server.report(stranger)], TOKEN)
@@ -87,8 +91,7 @@ def test_a_receipt_ahead_of_its_send_record_is_asked_again_not_lost(db, ws, fake
 def test_a_failed_receipt_fails_the_message_with_the_carriers_code(db, ws, fake, run_jobs, client):
     server, url = fake
     account = make_account(db, url)
-    message = service.queue_send(db, account=account, contact_id=person(db).id, content=CONTENT, origin="t",
-                                 idempotency_key="otp:2")
+    message = queue(db, account, "otp:2")
     run_jobs()
     receipt = server.report(server.sent[0], success=False, code="MK:0001", message="用户关机")
     assert FakeAliyunSms.push(client, account.id, "report", [receipt], TOKEN).status_code == 200
@@ -100,8 +103,7 @@ def test_a_failed_receipt_fails_the_message_with_the_carriers_code(db, ws, fake,
 def test_a_wrong_secret_is_refused_by_the_platform_and_fails_the_message(db, ws, fake, run_jobs):
     server, url = fake
     account = make_account(db, url, secret="not-the-secret")
-    message = service.queue_send(db, account=account, contact_id=person(db).id, content=CONTENT, origin="t",
-                                 idempotency_key="otp:3")
+    message = queue(db, account, "otp:3")
     run_jobs()
     assert server.sent == []
     assert server.refused == ["SignatureDoesNotMatch"]
@@ -115,8 +117,7 @@ def test_throttling_and_5xx_are_retried_and_an_illegal_number_fails(db, ws, fake
     account = make_account(db, url)
     contact = person(db)
     server.script = ["isv.BUSINESS_LIMIT_CONTROL", 503]
-    retried = service.queue_send(db, account=account, contact_id=contact.id, content=CONTENT, origin="t",
-                                 idempotency_key="r:1")
+    retried = queue(db, account, "r:1", contact)
     run_jobs()
     assert service.get_message(db, retried.id).status == "queued"
     frozen_now.advance(seconds=3600)
@@ -128,8 +129,7 @@ def test_throttling_and_5xx_are_retried_and_an_illegal_number_fails(db, ws, fake
     assert len(server.sent) == 1
 
     server.script = ["isv.MOBILE_NUMBER_ILLEGAL"]
-    bad = service.queue_send(db, account=account, contact_id=contact.id, content=CONTENT, origin="t",
-                             idempotency_key="r:2")
+    bad = queue(db, account, "r:2", contact)
     run_jobs()
     failed = service.get_message(db, bad.id)
     assert (failed.status, failed.error) == ("failed", "isv.MOBILE_NUMBER_ILLEGAL: 非法手机号")
@@ -140,8 +140,7 @@ def test_a_send_without_an_answer_is_unknown_and_never_repeated(db, ws, fake, ru
     monkeypatch.setattr(aliyun, "TIMEOUT_SECONDS", 0.2)
     server.script, server.hang_seconds = ["hang"], 0.6
     account = make_account(db, url)
-    message = service.queue_send(db, account=account, contact_id=person(db).id, content=CONTENT, origin="t",
-                                 idempotency_key="u:1")
+    message = queue(db, account, "u:1")
     run_jobs()
     frozen_now.advance(seconds=7200)
     run_jobs()
