@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from siyu.channels.models import ChannelAccount
 from siyu.contacts import models as contact_models
 from siyu.core import clock
 from siyu.core.audit import Actor
@@ -30,6 +29,7 @@ PARAMS = (
     "user_id", "key_id", "event_id", "job_id",
     "contact_id", "identity_id", "note_id", "attribute_id", "merge_id", "proposal_id",
     "segment_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id", "handover_id", "import_id",
+    "broadcast_id",
     "account_id",
 )
 B_MARK = "bworkspace-secret-marker"
@@ -60,16 +60,42 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     handover = contact_models.Handover(from_staff_id=leaving.id, to_staff_id=taking.id, reason="leaving",
                                        actor=B_MARK)
     contact_import = contact_models.ContactImport(filename=f"{B_MARK}.csv", created_by=B_MARK, status="done")
-    account = ChannelAccount(kind="webhook", name=f"hook {B_MARK}", config={"url": "https://b.example/hook",
-                             "events": ["*"]}, secrets={"secret": B_MARK})
-    db.add_all([rule, handover, contact_import, account])
+    db.add_all([rule, handover, contact_import])
     db.commit()
+    broadcast_id = _seed_b_broadcast(db, segment.id)
+    account = _seed_b_account(db)
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db)}
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
-                "handover_id": handover.id, "import_id": contact_import.id, "account_id": account.id})
+                "handover_id": handover.id, "import_id": contact_import.id,
+                "broadcast_id": broadcast_id, "account_id": account.id})
     return b, ids, b_key_secret
+
+
+def _seed_b_broadcast(db, segment_id: int) -> int:
+    """A draft broadcast of workspace B through a webhook account."""
+    from siyu.channels import service as channels
+    from siyu.messaging import broadcasts
+
+    actor = Actor.cli(B_MARK)
+    account = channels.create_account(db, kind="webhook", name=f"hook {B_MARK}", config={"url": "http://127.0.0.1:9/"},
+                                      secrets={"secret": "s" * 20}, actor=actor)
+    b = broadcasts.create_broadcast(db, name=f"broadcast {B_MARK}", account_id=account.id, segment_id=segment_id,
+                                    content={"type": "text", "text": B_MARK}, actor=actor)
+    db.commit()
+    return b.id
+
+
+def _seed_b_account(db) -> Any:
+    """An Official Account of workspace B (its platform calls never happen: A is refused first)."""
+    from siyu.channels import service as channels
+
+    account = channels.create_account(
+        db, kind="wechat_oa", name=f"oa {B_MARK}", config={"app_id": "wx" + "b" * 16, "api_base": "http://127.0.0.1:9"},
+        secrets={"app_secret": B_MARK, "token": "btoken", "encoding_aes_key": "b" * 43}, actor=Actor.cli(B_MARK))
+    db.commit()
+    return account
 
 
 def _seed_b_contacts(db) -> dict[str, int]:

@@ -150,7 +150,9 @@ def adapter_kinds() -> list[str]:
 
 
 # The channel modules; each registers its adapter on import. Later channels add themselves here.
-ADAPTER_MODULES: tuple[str, ...] = ("siyu.channels.webhook", "siyu.channels.sms", "siyu.channels.email")
+ADAPTER_MODULES: tuple[str, ...] = (
+    "siyu.channels.webhook", "siyu.channels.wechat_oa", "siyu.channels.sms", "siyu.channels.email",
+)
 
 
 def load_adapters() -> None:

@@ -28,6 +28,7 @@ from siyu.channels.models import ChannelAccount
 from siyu.channels.webhook import check_url
 from siyu.core import clock
 from siyu.core.errors import Invalid
+from siyu.settings import get_settings
 
 SECURITY = ("starttls", "ssl", "none")
 # The footer link's words: the recipient's language is the brand's to choose, per account.
@@ -52,7 +53,8 @@ def _domain(account: ChannelAccount) -> str:
 
 
 def _public(account: ChannelAccount) -> str:
-    return str(account.config.get("public_url") or "").rstrip("/")
+    """Where recipients reach siyu: the account's own address if it has one, else SIYU_PUBLIC_URL."""
+    return str(account.config.get("public_url") or get_settings().public_url).rstrip("/")
 
 
 def unsubscribe_url(account: ChannelAccount, address: str) -> str:
@@ -183,7 +185,7 @@ class EmailAdapter:
         ConfigField("password", N_("Password"), secret=True, required=False),
         ConfigField("from_address", N_("From address")),
         ConfigField("from_name", N_("From name"), required=False),
-        ConfigField("public_url", N_("siyu's public address"),
+        ConfigField("public_url", N_("siyu's public address"), required=False,
                     help=N_("Unsubscribe links point here, e.g. https://siyu.example.com.")),
         ConfigField("unsubscribe_label", N_("Unsubscribe link text"), required=False,
                     default=DEFAULT_UNSUBSCRIBE_LABEL,
@@ -214,7 +216,8 @@ class EmailAdapter:
         sender = str(config.get("from_address") or "")
         if "@" not in sender.strip("@") or any(c in sender for c in " <>\r\n"):
             raise Invalid("a from address like news@example.com", field="config.from_address")
-        check_url(config.get("public_url"), "config.public_url")
+        if config.get("public_url"):
+            check_url(config["public_url"], "config.public_url")
         if str(config.get("track_opens") or "off") not in ("on", "off"):
             raise Invalid("track_opens is on or off", field="config.track_opens")
         key = str(secrets.get("dkim_private_key") or "")
