@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import secrets
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, select
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -143,6 +140,7 @@ def bench_raw_receipts(workspace_id: int, account_id: int, items: list[dict]) ->
 
 
 def main() -> None:
+    from bench_events import machine, scratch_postgres
     from tests.servers import serve
     from tests.servers.aliyun_sms import FakeAliyunSms
 
@@ -151,18 +149,11 @@ def main() -> None:
 
     scale = os.environ.get("SCALE", "small")
     n = 20_000 if scale == "full" else 1_000
-    base = os.environ.get("SIYU_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    name = f"siyu_bench_sms_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-        pg = conn.execute(text("SHOW server_version")).scalar_one()
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    os.environ["SIYU_DATABASE_URL"] = url
-    for cached in (get_settings, db.get_engine, db.get_sessionmaker):
-        cached.cache_clear()
     fake = FakeAliyunSms()
-    try:
+    with scratch_postgres() as url:
+        os.environ["SIYU_DATABASE_URL"] = url
+        for cached in (get_settings, db.get_engine, db.get_sessionmaker):
+            cached.cache_clear()
         from siyu.app import create_app
 
         with serve(fake.app()) as aliyun_url, serve(create_app()) as siyu_url:
@@ -175,18 +166,13 @@ def main() -> None:
             hook = bench_receipts(siyu_url, account_id, items)
             raw_hook = bench_raw_receipts(workspace_id, account_id, items)
         db.get_engine().dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
     lines = [
         "## SMS",
         "",
-        f"SCALE={scale}: {n:,} messages, PostgreSQL {pg}, {cpu}, {os.cpu_count()} logical cores shared with "
-        f"other work (load {os.getloadavg()[0]:.1f} at the end), Python {platform.python_version()}, "
-        f"{datetime.now(UTC):%Y-%m-%d}. `uv run python bench/bench_sms.py`.",
+        f"SCALE={scale}: {n:,} messages on PostgreSQL, {datetime.now(UTC):%Y-%m-%d}. "
+        "`uv run python bench/bench_sms.py`.",
+        "",
+        *machine(),
         "",
         "The local Aliyun (which checks every signature) and siyu's HTTP server run in the benchmark's own "
         "process, so they share its interpreter with the worker: absolute figures are a floor.",
