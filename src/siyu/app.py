@@ -34,6 +34,7 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.channels.api", "router"),
     ("siyu.messaging.api", "router"),
     ("siyu.messaging.api_keywords", "router"),
+    ("siyu.channels.api_webhooks", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
@@ -51,6 +52,8 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.channels.views", "router"),
     ("siyu.messaging.views", "router"),
     ("siyu.messaging.views_keywords", "router"),
+    ("siyu.channels.sms.hooks", "router"),
+    ("siyu.channels.email_routes", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).

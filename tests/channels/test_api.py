@@ -157,7 +157,7 @@ def test_kinds_list_fields_and_rules(client, key):
 
     assert {"webhook", "wecom_archive"} <= set(kinds)
     fields = {f["name"]: f["secret"] for f in kinds["webhook"]["fields"]}
-    assert fields == {"url": False, "secret": True}
+    assert fields == {"url": False, "secret": True, "events": False}
     assert kinds["webhook"]["rules"]["identity_type"] == "contact_id"
 
 

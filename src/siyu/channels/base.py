@@ -150,7 +150,10 @@ def adapter_kinds() -> list[str]:
 
 
 # The channel modules; each registers its adapter on import. Later channels add themselves here.
-ADAPTER_MODULES: tuple[str, ...] = ("siyu.channels.webhook", "siyu.channels.wechat_oa", "siyu.channels.chat_archive")
+ADAPTER_MODULES: tuple[str, ...] = (
+    "siyu.channels.webhook", "siyu.channels.wechat_oa", "siyu.channels.sms", "siyu.channels.email",
+    "siyu.channels.chat_archive",
+)
 
 
 def load_adapters() -> None:

@@ -6,6 +6,9 @@ signature in constant time and refuses timestamps older than five minutes (`veri
 the key, which is why a send whose outcome is unknown (a timeout) may be repeated safely.
 Answers: 2xx sent; 408, 429 and 5xx retried with backoff (after Retry-After when given); other 4xx fail
 the message with the endpoint's reason.
+
+A webhook account may also subscribe to siyu's events (config `events`): `siyu.channels.webhook_events`
+POSTs each matching event, signed the same way.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,8 +66,9 @@ def signed_headers(secret: str, body: bytes, idempotency_key: str) -> dict[str, 
 _clients: dict[int, httpx.AsyncClient] = {}
 
 
-def _client() -> httpx.AsyncClient:
-    """One connection pool per event loop (the worker keeps one loop per thread)."""
+def http_client() -> httpx.AsyncClient:
+    """One connection pool per event loop (the worker keeps one loop per thread), shared by the channels
+    that speak HTTP; pass `timeout=` per request to differ from the default."""
     loop = asyncio.get_running_loop()
     client = _clients.get(id(loop))
     if client is None or client.is_closed:
@@ -74,7 +80,7 @@ async def post_signed(url: str, secret: str, payload: Mapping[str, Any], idempot
     """POST a signed JSON payload; ChannelError on a failure, saying whether to retry."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode()
     try:
-        response = await _client().post(url, content=body, headers=signed_headers(secret, body, idempotency_key))
+        response = await http_client().post(url, content=body, headers=signed_headers(secret, body, idempotency_key))
     except httpx.TimeoutException as exc:
         # The endpoint dedupes on the idempotency key: trying again is safe.
         raise ChannelError("timeout", f"no answer from {urlsplit(url).netloc} in time", retryable=True) from exc
@@ -98,6 +104,37 @@ def check_url(url: Any, field: str = "url") -> str:
     return str(url)
 
 
+MAX_PATTERNS = 50
+PATTERN = re.compile(r"^[a-z0-9_*][a-z0-9_.*-]{0,79}$")
+
+
+def patterns_of(config: Mapping[str, Any]) -> list[str]:
+    """The event types an account subscribes to (config `events`: a list, or one comma-separated line)."""
+    value = config.get("events") or []
+    if isinstance(value, str):
+        value = [p.strip() for p in value.replace(",", " ").split()]
+    return [p for p in value if isinstance(p, str)] if isinstance(value, list) else []
+
+
+def check_patterns(config: Mapping[str, Any], field: str = "config.events") -> None:
+    """Event types or patterns (`order.paid`, `order.*`, `*`); none subscribes to no events."""
+    value = config.get("events")
+    if value is not None and not isinstance(value, (list, str)):
+        raise Invalid("a list of event types or patterns", field=field)
+    patterns = patterns_of(config)
+    if len(patterns) > MAX_PATTERNS or (isinstance(value, list) and len(patterns) != len(value)):
+        raise Invalid(f"a list of at most {MAX_PATTERNS} event types or patterns", field=field)
+    for n, item in enumerate(patterns):
+        if not PATTERN.match(item):
+            raise Invalid("an event type or a pattern such as order.* (lower case, digits, _ . * -)",
+                          field=f"{field}.{n}")
+
+
+def subscribes(patterns: Sequence[str], event_type: str) -> bool:
+    """True when an account with these patterns wants events of this type."""
+    return any(fnmatchcase(event_type, p) for p in patterns)
+
+
 class WebhookAdapter:
     kind = "webhook"
     label = N_("Webhook")
@@ -107,11 +144,14 @@ class WebhookAdapter:
         ConfigField("url", N_("Endpoint URL"), help=N_("siyu POSTs signed JSON here.")),
         ConfigField("secret", N_("Signing secret"), secret=True,
                     help=N_("Shared with the endpoint to check X-Siyu-Signature.")),
+        ConfigField("events", N_("Event types"), required=False,
+                    help=N_("Events to POST here, e.g. order.*, message.*, contact.merged; empty for none.")),
     )
     accepts_idempotency_key = True
 
     def validate_config(self, config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:
         check_url(config.get("url"), "config.url")
+        check_patterns(config)
         if len(str(secrets.get("secret") or "")) < 16:
             raise Invalid("a signing secret of at least 16 characters", field="secrets.secret")
 

@@ -44,6 +44,7 @@ TASK_MODULES: tuple[str, ...] = (
     "siyu.channels.wechat_oa.tasks",
     "siyu.channels.chat_archive",
     "siyu.messaging.welcome", "siyu.messaging.keywords",
+    "siyu.channels.webhook_events",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
 BACKOFF_BASE_SECONDS = 5.0

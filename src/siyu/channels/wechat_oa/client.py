@@ -19,7 +19,7 @@ import httpx
 
 from siyu.channels.base import ChannelError
 from siyu.channels.models import ChannelAccount
-from siyu.channels.webhook import _client
+from siyu.channels.webhook import http_client
 from siyu.channels.wechat_oa import tokens
 from siyu.core import clock
 
@@ -88,7 +88,7 @@ def error_for(errcode: int, errmsg: str) -> ChannelError:
 
 async def _request(method: str, url: str, *, params: Mapping[str, Any], json: Any, sends: bool) -> dict[str, Any]:
     try:
-        response = await _client().request(method, url, params=params, json=json, timeout=TIMEOUT_SECONDS)
+        response = await http_client().request(method, url, params=params, json=json, timeout=TIMEOUT_SECONDS)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise ChannelError("unreachable", f"the platform could not be reached: {type(exc).__name__}",
                            retryable=True) from exc
