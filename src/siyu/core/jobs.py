@@ -39,7 +39,7 @@ from siyu.core.tenancy import get_scoped
 # segments, tag rules, lifecycle and imports register their subscribers and jobs.
 TASK_MODULES: tuple[str, ...] = (
     "siyu.core.events", "siyu.contacts", "siyu.contacts.segments", "siyu.contacts.tag_rules",
-    "siyu.contacts.lifecycle", "siyu.contacts.imports", "siyu.channels.service",
+    "siyu.contacts.lifecycle", "siyu.contacts.imports", "siyu.channels.service", "siyu.conversations.tasks",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
 BACKOFF_BASE_SECONDS = 5.0
