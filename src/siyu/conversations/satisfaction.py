@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.channels import service as channels
+from siyu.console.nav import N_
 from siyu.conversations.models import Conversation, Message
 from siyu.conversations.threads import get_settings
 from siyu.core import clock
-from siyu.console.nav import N_
 from siyu.core.events import record_event
 from siyu.core.i18n import gettext
 from siyu.core.tenancy import bound_workspace

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from markupsafe import Markup, escape
-from sqlalchemy import bindparam, func, insert, literal_column, select, text
+from sqlalchemy import Table, bindparam, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,7 +30,8 @@ from siyu.core.errors import Invalid
 from siyu.core.pagination import page
 
 MAX_QUERY = 200
-SIMPLE = literal_column("'simple'::regconfig")
+SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
+SEARCH_TABLE = cast(Table, MessageSearch.__table__)
 
 
 def _pg(session: Session) -> bool:
@@ -43,12 +44,12 @@ def index_rows(session: Session, rows: Sequence[tuple[int, int, str]]) -> int:
         return 0
     values = [{"m": m, "w": w, "d": texts.document(t or "")} for m, w, t in rows]
     if _pg(session):
-        stmt: Any = postgresql.insert(MessageSearch.__table__).values(
+        stmt: Any = postgresql.insert(SEARCH_TABLE).values(
             message_id=bindparam("m"), workspace_id=bindparam("w"),
             document=func.to_tsvector(SIMPLE, bindparam("d")),
         ).on_conflict_do_nothing(index_elements=["message_id"])
     else:
-        stmt = sqlite.insert(MessageSearch.__table__).values(
+        stmt = sqlite.insert(SEARCH_TABLE).values(
             message_id=bindparam("m"), workspace_id=bindparam("w"), document=bindparam("d"),
         ).on_conflict_do_nothing(index_elements=["message_id"])
     session.connection().execute(stmt, values)
@@ -143,8 +144,8 @@ def search(
         stmt = stmt.where(Message.contact_id.in_(visible))
     terms = texts.tokens(q)
     if not q:
-        rows, nxt = page(session, stmt.where(Message.msg_type != "event"), Message.id, cursor=cursor, limit=limit)
-        return [Hit(m, []) for m in rows], nxt, False
+        latest, after = page(session, stmt.where(Message.msg_type != "event"), Message.id, cursor=cursor, limit=limit)
+        return [Hit(m, []) for m in latest], after, False
     fallback = False
     rows: Sequence[Message] = []
     nxt: str | None = None

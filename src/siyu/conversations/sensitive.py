@@ -13,10 +13,10 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import ahocorasick
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.conversations import text as texts
@@ -34,6 +34,7 @@ DIRECTIONS = ("both", "in", "out")
 ALERT_STATUSES = ("open", "acknowledged", "resolved")
 MAX_WORDS = 2000
 MAX_PATTERN = 500
+ALERTS = cast(Table, SensitiveAlert.__table__)
 
 
 @dataclass(frozen=True)
@@ -129,11 +130,11 @@ def scan(session: Session, messages: Sequence[Message]) -> int:
         for rule_id, hit in first.items():
             rule = rules[rule_id]
             matched = message.text[where[hit.start]:where[hit.end - 1] + 1][:200]
-            alert_id = session.connection().execute(insert(SensitiveAlert.__table__).values(
+            alert_id = session.connection().execute(insert(ALERTS).values(
                 workspace_id=message.workspace_id, message_id=message.id, rule_id=rule.id, rule_name=rule.name,
                 category=rule.category, severity=rule.severity, matched=matched, direction=message.direction,
                 contact_id=message.contact_id, staff_id=message.staff_id, status="open", created_at=clock.now(),
-            ).returning(SensitiveAlert.__table__.c.id)).scalar_one()
+            ).returning(ALERTS.c.id)).scalar_one()
             record_event(session, type="conversation.alert", contact_id=message.contact_id, source="conversations",
                          idempotency_key=f"alert:{alert_id}",
                          properties={"alert_id": alert_id, "message_id": message.id, "rule_id": rule.id,

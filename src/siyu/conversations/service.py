@@ -92,7 +92,7 @@ def list_conversations(
 def get_conversation(session: Session, conversation_id: Any, *, viewer: Any = None) -> Conversation:
     """One conversation of the bound workspace that the viewer may see (404 otherwise)."""
     stmt = select(Conversation).where(Conversation.id == parse_id(conversation_id, "conversation"))
-    found = session.execute(_visible(session, stmt, viewer)).scalar_one_or_none()
+    found: Conversation | None = session.execute(_visible(session, stmt, viewer)).scalar_one_or_none()
     if found is None:
         raise NotFound("conversation not found")
     return found
