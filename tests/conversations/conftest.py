@@ -8,11 +8,11 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.orm import Session
 
+import siyu.conversations.tasks  # noqa: F401  (the receive hook and the sweep job register)
 from siyu.channels import base
 from siyu.channels import service as channels
 from siyu.channels.base import Inbound
 from siyu.channels.models import ChannelAccount
-import siyu.conversations.tasks  # noqa: F401  (the receive hook and the sweep job register)
 from siyu.core.audit import Actor
 from tests.channels.conftest import _person_resolver, frozen_now, run_jobs, scope, ws  # noqa: F401
 from tests.channels.test_pipeline import Recording

@@ -53,7 +53,8 @@ def schedule_sweep(session: Session, workspace_id: int, last_message_at: datetim
 
 def join_inbound(session: Session, message: Message, *, staff_id: int | None) -> Conversation:
     """Add an inbound message to the contact's open conversation on its account, or open one."""
-    assert message.contact_id is not None and message.account_id is not None
+    if message.contact_id is None or message.account_id is None:
+        raise ValueError("an inbound message names its contact and account")
     at = message.created_at or clock.now()
     conversation = open_conversation(session, message.contact_id, message.account_id)
     if conversation is None:
