@@ -29,6 +29,7 @@ PARAMS = (
     "user_id", "key_id", "event_id", "job_id",
     "contact_id", "identity_id", "note_id", "attribute_id", "merge_id", "proposal_id",
     "segment_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id", "handover_id", "import_id",
+    "conversation_id", "sensitive_rule_id", "alert_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -62,6 +63,7 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     db.commit()
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db)}
+    ids.update(_seed_b_conversations(db, ids["contact_id"]))
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id})
@@ -86,6 +88,22 @@ def _seed_b_contacts(db) -> dict[str, int]:
         "contact_id": contact.id, "identity_id": contacts.identities_of(db, contact)[0].id, "note_id": note.id,
         "attribute_id": attribute.id, "merge_id": record.id, "proposal_id": proposal.id,
     }
+
+
+def _seed_b_conversations(db, contact_id: int) -> dict[str, int]:
+    """A conversation of workspace B with a message, a sensitive-word rule and its alert."""
+    from siyu.conversations import sensitive
+    from siyu.conversations.models import Conversation, Message
+
+    sensitive.create_rule(db, values={"name": f"rule {B_MARK}", "words": [B_MARK]}, actor=Actor.cli(B_MARK))
+    conversation = Conversation(contact_id=contact_id, channel="webhook", status="open")
+    db.add(conversation)
+    db.flush()
+    db.add(Message(channel="webhook", contact_id=contact_id, direction="in", text=B_MARK,
+                   conversation_id=conversation.id))
+    db.commit()
+    alert = sensitive.list_alerts(db)[0][0]
+    return {"conversation_id": conversation.id, "sensitive_rule_id": alert.rule_id or 0, "alert_id": alert.id}
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

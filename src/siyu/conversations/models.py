@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import TSVECTOR
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, synonym
 
 from siyu.core.db import Base, Id, Json, UTCDateTime, utcnow
 from siyu.core.tenancy import WorkspaceScoped
@@ -156,3 +156,5 @@ class MessageSearch(WorkspaceScoped, Base):
 
     message_id: Mapped[int] = mapped_column(Id, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
     document: Mapped[str] = mapped_column(Text().with_variant(TSVECTOR(), "postgresql"), default="")
+    # Every table answers to `id` (generic code orders and audits by it).
+    id: Mapped[int] = synonym("message_id")
