@@ -8,7 +8,6 @@ import pytest
 from siyu.conversations import sensitive
 from siyu.core.tenancy import bind_workspace
 from tests.conftest import bearer
-from tests.conversations.conftest import ACTOR
 
 
 @pytest.fixture
@@ -37,7 +36,8 @@ def test_inbox_reply_close_and_the_thread(client, db, key, say, run_jobs, adapte
     closed = client.post(f"/api/v1/conversations/{conversation['id']}/close", headers=key).json()
     assert closed["status"] == "closed"
     thread = client.get(f"/api/v1/conversations/{conversation['id']}", headers=key).json()["thread"]
-    assert [(m["direction"], m["text"]) for m in thread] == [("in", "请问这款茶叶有优惠券吗"), ("out", "有的，已为您发放")]
+    assert [(m["direction"], m["text"]) for m in thread] == [("in", "请问这款茶叶有优惠券吗"),
+                                                             ("out", "有的，已为您发放")]
     report = client.get("/api/v1/conversation-reports/first-response", headers=key).json()
     assert report["staff"][0]["count"] == 1
 

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from siyu.conversations import search, sensitive, service
 from siyu.conversations import schemas as s
+from siyu.conversations import search, sensitive, service
 from siyu.core.auth import Auth, SessionDep, api_auth
 from siyu.core.errors import Forbidden
 from siyu.core.schemas import Page
