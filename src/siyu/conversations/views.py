@@ -100,7 +100,7 @@ def inbox(console: ConsoleDep, status: str = "open", cursor: str | None = None) 
     console.auth.require("conversations", "read")
     status = status if status in ("open", "closed") else "open"
     rows, nxt = service.list_conversations(console.db, status=status, viewer=console.auth, cursor=cursor, limit=50)
-    return _frame(console, "conversations/inbox.html", conversations=rows, next_cursor=nxt, status=status,
+    return _frame(console, "conversations/inbox.html", conversations=rows, next_cursor=nxt, shown=status,
                   names=_names(console, {c.contact_id for c in rows}), staff_names=_staff_names(console),
                   accounts=_accounts(console))
 
@@ -194,7 +194,7 @@ def alerts(console: ConsoleDep, status: str = "open", cursor: str | None = None)
     status = status if status in sensitive.ALERT_STATUSES else "open"
     rows, nxt = sensitive.list_alerts(console.db, status=status, cursor=cursor, limit=50)
     texts = {a.id: channels.get_message(console.db, a.message_id).text for a in rows}
-    return _frame(console, "conversations/alerts.html", alerts=rows, next_cursor=nxt, status=status, texts=texts,
+    return _frame(console, "conversations/alerts.html", alerts=rows, next_cursor=nxt, shown=status, texts=texts,
                   names=_names(console, {a.contact_id for a in rows}), category_names=CATEGORY_NAMES,
                   severity_names=SEVERITY_NAMES, status_names=ALERT_STATUS_NAMES,
                   editable=console.can("conversations", "write"))
