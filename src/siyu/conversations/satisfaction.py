@@ -35,8 +35,8 @@ def question(session: Session) -> str:
     if custom:
         return custom
     workspace_id = bound_workspace(session)
-    locale = get_workspace(session, workspace_id).locale if workspace_id is not None else "en"
-    return gettext(locale or "en", DEFAULT_QUESTION)
+    language = (get_workspace(session, workspace_id).locale if workspace_id is not None else None) or "en"
+    return gettext(language, DEFAULT_QUESTION)
 
 
 def queue_survey(session: Session, conversation: Conversation) -> Message | None:
