@@ -40,7 +40,10 @@ CHUNK_SIZE = 1_000
 
 # (module, attribute) of a function `(session, workspace, rng, progress) -> None` that adds a later
 # module's demo data; it runs in its own transaction with the session bound to the demo workspace.
-DEMO_EXTENSIONS: tuple[tuple[str, str], ...] = (("siyu.contacts.demo", "add_demo_contacts"),)
+DEMO_EXTENSIONS: tuple[tuple[str, str], ...] = (
+    ("siyu.contacts.demo", "add_demo_contacts"),
+    ("siyu.conversations.demo", "add_demo_rules"),
+)
 
 DemoExtension = Callable[[Session, Workspace, random.Random, Progress], None]
 

@@ -105,3 +105,16 @@ def test_the_matcher_equals_a_naive_search_of_the_normalised_text(words, text):
     matcher = sensitive.Matcher(sensitive.RuleSpec(i, tuple(w)) for i, w in enumerate(words, start=1))
     normalised = texts.plain(text)
     assert {(h.rule_id, h.start, h.end) for h in matcher.find(normalised)} == naive(words, normalised)
+
+
+def test_the_demo_rules_are_added_once_and_catch_an_absolute_claim(db, ws, say, account):
+    from siyu.conversations import demo
+
+    demo.add_demo_rules(db, ws, None, None)
+    demo.add_demo_rules(db, ws, None, None)
+    assert len(sensitive.list_rules(db)) == len(demo.RULES)
+    got = say("你们是骗子吗")
+    channels.queue_send(db, account=account, contact_id=got.contact_id, origin="test", idempotency_key="x",
+                        content={"type": "text", "text": "全网最便宜，不买后悔"})
+    matched = db.execute(select(SensitiveAlert.matched).order_by(SensitiveAlert.id)).scalars().all()
+    assert matched == ["骗子", "最便宜", "不买后悔"]
