@@ -125,3 +125,15 @@ def test_staff_see_only_their_own_contacts_conversations(db, say, make_staff):
     with pytest.raises(NotFound):
         service.get_conversation(db, other.id, viewer=viewer)
     assert contacts.get_contact(db, mine.contact_id).owner_id == member.id
+
+
+def test_a_sweep_with_more_than_a_batch_goes_on_until_all_are_closed(db, say, frozen_now, run_jobs, monkeypatch):
+    from siyu.conversations import tasks
+
+    monkeypatch.setattr(tasks, "BATCH", 2)
+    for n in range(5):
+        say("hi", openid=f"o-{n}")
+    frozen_now.advance(seconds=25 * 3600)
+    run_jobs()
+    assert service.list_conversations(db, status="open")[0] == []
+    assert len(service.list_conversations(db, status="closed")[0]) == 5

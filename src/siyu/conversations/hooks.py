@@ -30,3 +30,9 @@ def _process(session: Session, _context: Any) -> None:
     search.index_rows(session, [(m.id, m.workspace_id, m.text) for m in new])
     sensitive.scan(session, new)
     threads.attach_outbound(session, [m for m in new if m.direction == "out"])
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_sweeps(session: Session, _transaction: Any) -> None:
+    # What this transaction asked for may have been rolled back: the next one asks again (idempotently).
+    session.info.pop(threads.SWEEPS_ASKED, None)

@@ -115,33 +115,38 @@ def matcher_for(session: Session, workspace_id: int) -> tuple[Matcher, dict[int,
 def scan(session: Session, messages: Sequence[Message]) -> int:
     """Check new messages against their workspace's rules; one alert per message and rule hit."""
     made = 0
+    by_workspace: dict[int, list[Message]] = {}
     for message in messages:
-        if not message.text:
-            continue
-        matcher, rules = matcher_for(session, message.workspace_id)
-        if not rules:
-            continue
-        normalised, where = texts.normalise(message.text)
-        first: dict[int, Hit] = {}
-        for hit in matcher.find(normalised):
-            rule = rules.get(hit.rule_id)
-            if rule is not None and rule.direction in ("both", message.direction):
-                first.setdefault(hit.rule_id, hit)
-        for rule_id, hit in first.items():
-            rule = rules[rule_id]
-            matched = message.text[where[hit.start]:where[hit.end - 1] + 1][:200]
-            alert_id = session.connection().execute(insert(ALERTS).values(
-                workspace_id=message.workspace_id, message_id=message.id, rule_id=rule.id, rule_name=rule.name,
-                category=rule.category, severity=rule.severity, matched=matched, direction=message.direction,
-                contact_id=message.contact_id, staff_id=message.staff_id, status="open", created_at=clock.now(),
-            ).returning(ALERTS.c.id)).scalar_one()
-            record_event(session, type="conversation.alert", contact_id=message.contact_id, source="conversations",
-                         idempotency_key=f"alert:{alert_id}",
-                         properties={"alert_id": alert_id, "message_id": message.id, "rule_id": rule.id,
-                                     "rule": rule.name, "category": rule.category, "severity": rule.severity,
-                                     "matched": matched, "direction": message.direction})
-            made += 1
+        if message.text:
+            by_workspace.setdefault(message.workspace_id, []).append(message)
+    for workspace_id, batch in by_workspace.items():
+        matcher, rules = matcher_for(session, workspace_id)
+        if rules:
+            made += sum(_alert(session, message, matcher, rules) for message in batch)
     return made
+
+
+def _alert(session: Session, message: Message, matcher: Matcher, rules: dict[int, SensitiveRule]) -> int:
+    normalised, where = texts.normalise(message.text)
+    first: dict[int, Hit] = {}
+    for hit in matcher.find(normalised):
+        rule = rules.get(hit.rule_id)
+        if rule is not None and rule.direction in ("both", message.direction):
+            first.setdefault(hit.rule_id, hit)
+    for rule_id, hit in first.items():
+        rule = rules[rule_id]
+        matched = message.text[where[hit.start]:where[hit.end - 1] + 1][:200]
+        alert_id = session.connection().execute(insert(ALERTS).values(
+            workspace_id=message.workspace_id, message_id=message.id, rule_id=rule.id, rule_name=rule.name,
+            category=rule.category, severity=rule.severity, matched=matched, direction=message.direction,
+            contact_id=message.contact_id, staff_id=message.staff_id, status="open", created_at=clock.now(),
+        ).returning(ALERTS.c.id)).scalar_one()
+        record_event(session, type="conversation.alert", contact_id=message.contact_id, source="conversations",
+                     idempotency_key=f"alert:{alert_id}",
+                     properties={"alert_id": alert_id, "message_id": message.id, "rule_id": rule.id,
+                                 "rule": rule.name, "category": rule.category, "severity": rule.severity,
+                                 "matched": matched, "direction": message.direction})
+    return len(first)
 
 
 # --- rules ------------------------------------------------------------------------------------------

@@ -150,14 +150,14 @@ def close(session: Session, conversation: Conversation, *, actor: Actor) -> Conv
     return conversation
 
 
-def close_idle(session: Session) -> int:
-    """Close the bound workspace's conversations silent for longer than its setting; how many."""
+def close_idle(session: Session, *, limit: int = 1000) -> int:
+    """Close (at most `limit` of) the bound workspace's conversations silent for longer than its setting."""
     hours = get_settings(session).idle_close_hours
     cutoff = clock.now().timestamp() - hours * 3600
     stale = session.execute(select(Conversation).where(
         Conversation.status == "open",
         Conversation.last_message_at <= datetime.fromtimestamp(cutoff, clock.now().tzinfo),
-    ).order_by(Conversation.id).limit(1000)).scalars().all()
+    ).order_by(Conversation.id).limit(limit)).scalars().all()
     for conversation in stale:
         _close(session, conversation, by="idle")
     return len(stale)

@@ -18,6 +18,7 @@ from siyu.core.tenancy import bound_workspace
 
 SWEEP = "conversations.sweep"
 SWEEP_SLOT_SECONDS = 900
+SWEEPS_ASKED = "conversations.sweeps_asked"
 
 
 def get_settings(session: Session, workspace_id: int | None = None) -> ConversationSettings:
@@ -47,6 +48,11 @@ def schedule_sweep(session: Session, workspace_id: int, last_message_at: datetim
     hours = get_settings(session, workspace_id).idle_close_hours
     due = last_message_at + timedelta(hours=hours)
     slot = int(due.timestamp() // SWEEP_SLOT_SECONDS) + 1
+    # A busy transaction (a broadcast) asks once per slot, not once per message.
+    asked: set[tuple[int, int]] = session.info.setdefault(SWEEPS_ASKED, set())
+    if (workspace_id, slot) in asked:
+        return
+    asked.add((workspace_id, slot))
     jobs.enqueue(session, SWEEP, f"{workspace_id}:{slot}", {}, workspace_id=workspace_id,
                  run_at=datetime.fromtimestamp(slot * SWEEP_SLOT_SECONDS, UTC))
 
