@@ -41,6 +41,7 @@ def test_messages_open_then_join_one_conversation_and_a_reply_is_the_first_respo
     report = service.first_response_report(db)
     assert report["staff"] == [{"staff_id": member.id, "count": 1, "median_seconds": 150, "p90_seconds": 150}]
     assert [d["median_seconds"] for d in report["days"]] == [150]
+    assert [(d["staff_id"], d["count"]) for d in report["staff_days"]] == [(member.id, 1)]
 
 
 def test_an_automatic_message_is_no_response(db, say, account):
@@ -137,3 +138,9 @@ def test_a_sweep_with_more_than_a_batch_goes_on_until_all_are_closed(db, say, fr
     run_jobs()
     assert service.list_conversations(db, status="open")[0] == []
     assert len(service.list_conversations(db, status="closed")[0]) == 5
+
+
+def test_median_and_p90_are_nearest_rank():
+    values = [60.0, 10.0, 30.0, 20.0, 50.0, 40.0, 70.0, 80.0, 90.0, 100.0]
+    assert service.percentile(values, 0.9) == 90.0
+    assert service.percentile([5.0], 0.9) == 5.0

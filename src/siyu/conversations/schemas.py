@@ -160,9 +160,14 @@ class DayResponse(ResponseRow):
     day: str
 
 
+class StaffDayResponse(StaffResponse):
+    day: str
+
+
 class FirstResponseOut(BaseModel):
     staff: list[StaffResponse]
     days: list[DayResponse]
+    staff_days: list[StaffDayResponse]
     unanswered: int = Field(description="conversations the contact opened that nobody answered yet")
 
 

@@ -222,9 +222,11 @@ def _summary(values: list[float]) -> dict[str, Any]:
 def first_response_report(
     session: Session, *, since: datetime | None = None, until: datetime | None = None, viewer: Any = None,
 ) -> dict[str, Any]:
-    """First-response time (median, p90) per staff member and per day, and conversations not yet answered."""
+    """First-response time (median, p90) per staff member, per day, per staff member and day, and how many
+    conversations are not answered yet (by the day each conversation opened, UTC)."""
     per_staff: dict[int | None, list[float]] = {}
     per_day: dict[date, list[float]] = {}
+    per_staff_day: dict[tuple[int | None, date], list[float]] = {}
     unanswered = 0
     for c in _in_range(session, since, until, viewer):
         seconds = response_seconds(c)
@@ -233,10 +235,13 @@ def first_response_report(
             continue
         per_staff.setdefault(c.responder_id or c.staff_id, []).append(seconds)
         per_day.setdefault(c.opened_at.date(), []).append(seconds)
+        per_staff_day.setdefault((c.responder_id or c.staff_id, c.opened_at.date()), []).append(seconds)
     staff = [{"staff_id": s, **_summary(v)} for s, v in per_staff.items()]
     days = [{"day": d.isoformat(), **_summary(v)} for d, v in sorted(per_day.items())]
+    staff_days = [{"staff_id": s, "day": d.isoformat(), **_summary(v)}
+                  for (s, d), v in sorted(per_staff_day.items(), key=lambda kv: (kv[0][1], kv[0][0] or 0))]
     return {"staff": sorted(staff, key=lambda r: (-r["count"], r["staff_id"] or 0)), "days": days,
-            "unanswered": unanswered}
+            "staff_days": staff_days, "unanswered": unanswered}
 
 
 def satisfaction_report(
