@@ -1,5 +1,5 @@
-"""Fixtures of the conversations tests: the channels fixtures, a recording adapter and its account, and a
-helper that receives a message from a person."""
+"""Fixtures of the conversations tests: the channels fixtures (a recording adapter and its account among
+them), a helper that receives a message from a person, and staff members with console users."""
 
 from __future__ import annotations
 
@@ -9,32 +9,18 @@ import pytest
 from sqlalchemy.orm import Session
 
 import siyu.conversations.tasks  # noqa: F401  (the receive hook and the sweep job register)
-from siyu.channels import base
 from siyu.channels import service as channels
 from siyu.channels.base import Inbound
 from siyu.channels.models import ChannelAccount
 from siyu.core.audit import Actor
 from tests.channels.conftest import _person_resolver, frozen_now, run_jobs, scope, ws  # noqa: F401
-from tests.channels.test_pipeline import Recording
+from tests.channels.test_pipeline import account, adapter  # noqa: F401  (the recording adapter, an account)
 
 ACTOR = Actor(type="user", id="1", label="tester@example.com", via="console")
 
 
 @pytest.fixture
-def adapter():
-    a = Recording()
-    base.register_adapter(a)
-    yield a
-    base._ADAPTERS.pop("recording", None)
-
-
-@pytest.fixture
-def account(db, ws, adapter) -> ChannelAccount:  # noqa: F811
-    return channels.create_account(db, kind="recording", name="Shop OA", config={}, secrets={}, actor=ACTOR)
-
-
-@pytest.fixture
-def say(db: Session, account: ChannelAccount) -> Callable[..., channels.Received]:
+def say(db: Session, account: ChannelAccount) -> Callable[..., channels.Received]:  # noqa: F811
     """`say(text, openid=...)`: a person sends a text message to the account (following it first)."""
     counter = iter(range(1, 100_000))
     joined: set[str] = set()
