@@ -64,7 +64,8 @@ def join_inbound(session: Session, message: Message, *, staff_id: int | None) ->
     at = message.created_at or clock.now()
     conversation = open_conversation(session, message.contact_id, message.account_id)
     if conversation is None:
-        conversation = Conversation(contact_id=message.contact_id, account_id=message.account_id,
+        conversation = Conversation(workspace_id=message.workspace_id, contact_id=message.contact_id,
+                                    account_id=message.account_id,
                                     channel=message.channel, staff_id=staff_id, status="open", opened_at=at,
                                     first_inbound_at=at, last_message_at=at, messages=0)
         session.add(conversation)
