@@ -218,9 +218,9 @@ def bench_sqlite() -> Result:
         def raw(terms: list[str]) -> int:
             phrase = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
             return len(conn.execute(
-                "SELECT m.id, m.text FROM message_search_fts f JOIN messages m ON m.id = f.rowid "
-                "WHERE message_search_fts MATCH ? AND m.workspace_id = ? ORDER BY m.id DESC LIMIT 51",
-                (phrase, workspace_id)).fetchall())
+                "SELECT m.id, m.text FROM messages m JOIN message_search s ON s.message_id = m.id "
+                "WHERE s.message_id IN (SELECT rowid FROM message_search_fts WHERE message_search_fts MATCH ?) "
+                "AND m.workspace_id = ? ORDER BY s.message_id DESC LIMIT 51", (phrase, workspace_id)).fetchall())
 
         try:
             measured = measure(url, workspace_id, raw)
@@ -244,7 +244,7 @@ def bench_postgres() -> Result:
                 return len(conn.execute(
                     "SELECT m.id, m.text FROM message_search s JOIN messages m ON m.id = s.message_id "
                     "WHERE s.document @@ plainto_tsquery('simple', %s) AND s.workspace_id = %s "
-                    "ORDER BY m.id DESC LIMIT 51", (" ".join(terms), workspace_id)).fetchall())
+                    "ORDER BY s.message_id DESC LIMIT 51", (" ".join(terms), workspace_id)).fetchall())
 
             measured = measure(url, workspace_id, raw)
         return Result("PostgreSQL", MESSAGES, load_s, *measured)

@@ -151,7 +151,9 @@ def search(
     nxt: str | None = None
     if terms and not substring:
         words = stmt.join(MessageSearch, MessageSearch.message_id == Message.id).where(_match(session, terms))
-        rows, nxt = page(session, words, Message.id, cursor=cursor, limit=limit)
+        # Ordered by the index's own key: for a common word the engine walks it backwards and stops after
+        # one page instead of fetching every match to sort it.
+        rows, nxt = page(session, words, MessageSearch.message_id, cursor=cursor, limit=limit)
     needle = texts.plain(q)
     if substring or not terms or (not rows and not cursor):
         fallback = True
