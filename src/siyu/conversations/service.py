@@ -116,11 +116,11 @@ def reply(
         raise Invalid("this conversation's account or contact is gone", field="conversation")
     account = channels.get_account(session, conversation.account_id)
     staff = staff_service.staff_for_user(session, int(actor.id)) if actor.type == "user" and actor.id else None
-    key = idempotency_key or f"reply:{conversation.id}:{clock.now().timestamp()}:{actor.type}:{actor.id}"
+    key = f"reply:{conversation.id}:" + (idempotency_key or f"{clock.now().timestamp()}:{actor.type}:{actor.id}")
     message = channels.queue_send(session, account=account, contact_id=conversation.contact_id,
                                   content={"type": "text", "text": text},
                                   origin=f"reply:{actor.type}:{actor.id or actor.label}"[:64],
-                                  idempotency_key=f"conv:{key}"[:255], staff_id=staff.id if staff else None)
+                                  idempotency_key=key[:255], staff_id=staff.id if staff else None)
     audit.record(session, actor, workspace_id=conversation.workspace_id, action="conversation.reply",
                  entity_type="conversation", entity_id=conversation.id, before=None,
                  after={"message_id": message.id, "status": message.status})

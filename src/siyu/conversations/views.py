@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -112,7 +113,9 @@ def _thread(console: Console, conversation_id: int, *, error: str | None = None,
                   messages=service.thread(console.db, conversation), error=error, text=text, status=status,
                   names=_names(console, {conversation.contact_id}), staff_names=_staff_names(console),
                   accounts=_accounts(console), editable=console.can("conversations", "write"),
-                  response_seconds=service.response_seconds(conversation))
+                  response_seconds=service.response_seconds(conversation),
+                  # One key per rendered form: a double submit queues one message, the next reply its own.
+                  reply_key=secrets.token_urlsafe(12))
 
 
 @router.get("/console/inbox/{conversation_id}")
