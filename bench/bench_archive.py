@@ -185,7 +185,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 def measure(url: str, workspace_id: int, raw: Callable[[list[str]], int]) -> tuple[list[float], list[float],
                                                                                    dict[str, int], float]:
     from siyu.conversations import search
-    from siyu.conversations.text import tokens
+    from siyu.conversations.text import query_terms
 
     engine = make_engine(url)
     siyu_ms, raw_ms, hits = [], [], {}
@@ -193,13 +193,13 @@ def measure(url: str, workspace_id: int, raw: Callable[[list[str]], int]) -> tup
         bind_workspace(session, workspace_id)
         for q in QUERIES:  # warm both paths once
             search.search(session, q=q)
-            raw(tokens(q))
+            raw(query_terms(q))
         for _ in range(ROUNDS):
             for q in QUERIES:
                 ms, (found, _cursor, _sub) = timed(lambda q=q: search.search(session, q=q, limit=50))
                 siyu_ms.append(ms)
                 hits[q] = len(found)
-                ms, _n = timed(lambda q=q: raw(tokens(q)))
+                ms, _n = timed(lambda q=q: raw(query_terms(q)))
                 raw_ms.append(ms)
                 session.rollback()
         fallback = [timed(lambda: search.search(session, q=FALLBACK, limit=50))[0] for _ in range(ROUNDS)]

@@ -75,3 +75,10 @@ def test_another_workspace_never_sees_the_messages(db, say, make_workspace):
     assert search.search(db, q="优惠券")[0] == []
     assert search.search(db, q="机密")[0] == []
     assert db.execute(select(MessageSearch)).all() == []
+
+
+def test_a_query_asks_for_the_long_word_not_its_parts_too():
+    from siyu.conversations import text
+
+    assert text.query_terms("优惠券") == ["优惠券"]
+    assert text.query_terms("退款 ＲＥＦＵＮＤ") == ["退款", "refund"]

@@ -142,7 +142,7 @@ def search(
     visible = visible_contact_ids(session, viewer)
     if visible is not None:
         stmt = stmt.where(Message.contact_id.in_(visible))
-    terms = texts.tokens(q)
+    terms = texts.query_terms(q)
     if not q:
         latest, after = page(session, stmt.where(Message.msg_type != "event"), Message.id, cursor=cursor, limit=limit)
         return [Hit(m, []) for m in latest], after, False

@@ -45,6 +45,17 @@ def tokens(text: str) -> list[str]:
     return seen
 
 
+def query_terms(text: str) -> list[str]:
+    """The tokens a search must match: the query's tokens without those inside a longer one.
+
+    The search cut gives a long word and its parts (`优惠券`, `优惠`); a message indexed with the long
+    word has its parts too, so asking for them adds nothing but misleads the planner, which takes the
+    parts for independent words and expects far fewer matches than there are.
+    """
+    found = list(dict.fromkeys(tokens(text)))
+    return [t for t in found if not any(t != other and t in other for other in found)]
+
+
 def document(text: str) -> str:
     """The token string stored for a message (each token once, in order)."""
     return " ".join(dict.fromkeys(tokens(text)))
