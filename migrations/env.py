@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from siyu.core.db import Base, make_engine
-from siyu.models_registry import import_all_models
+from siyu.models_registry import import_all_models, include_name
 from siyu.settings import get_settings
 
 import_all_models()
@@ -18,6 +18,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
+        include_name=include_name,
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():

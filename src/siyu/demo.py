@@ -43,6 +43,7 @@ CHUNK_SIZE = 1_000
 DEMO_EXTENSIONS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.demo", "add_demo_contacts"),
     ("siyu.messaging.demo", "add_demo_messaging"),
+    ("siyu.conversations.demo", "add_demo_rules"),
 )
 
 DemoExtension = Callable[[Session, Workspace, random.Random, Progress], None]

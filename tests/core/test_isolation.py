@@ -32,6 +32,7 @@ PARAMS = (
     "segment_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id", "handover_id", "import_id",
     "broadcast_id",
     "account_id", "template_id", "keyword_rule_id",
+    "conversation_id", "sensitive_rule_id", "alert_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -69,6 +70,7 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     account = _seed_b_account(db)
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db), **_seed_b_messaging(db)}
+    ids.update(_seed_b_conversations(db, ids["contact_id"]))
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id,
@@ -136,6 +138,20 @@ def _seed_b_messaging(db) -> dict[str, int]:
                                             "keywords": [B_MARK], "reply": {"text": B_MARK}}, actor=actor)
     db.commit()
     return {"account_id": account.id, "template_id": template.id, "keyword_rule_id": rule.id}
+def _seed_b_conversations(db, contact_id: int) -> dict[str, int]:
+    """A conversation of workspace B with a message, a sensitive-word rule and its alert."""
+    from siyu.conversations import sensitive
+    from siyu.conversations.models import Conversation, Message
+
+    sensitive.create_rule(db, values={"name": f"rule {B_MARK}", "words": [B_MARK]}, actor=Actor.cli(B_MARK))
+    conversation = Conversation(contact_id=contact_id, channel="webhook", status="open")
+    db.add(conversation)
+    db.flush()
+    db.add(Message(channel="webhook", contact_id=contact_id, direction="in", text=B_MARK,
+                   conversation_id=conversation.id))
+    db.commit()
+    alert = sensitive.list_alerts(db)[0][0]
+    return {"conversation_id": conversation.id, "sensitive_rule_id": alert.rule_id or 0, "alert_id": alert.id}
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 
 from siyu.core.db import Base, make_engine
 from siyu.core.migrate import upgrade
-from siyu.models_registry import import_all_models
+from siyu.models_registry import import_all_models, include_name
 from tests.support import fresh_database
 
 
@@ -18,7 +18,7 @@ def test_migrations_match_the_models_and_run_twice():
         upgrade(url)  # a second run is a no-op
         engine = make_engine(url)
         with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
             diff = compare_metadata(ctx, Base.metadata)
             tables = set(inspect(conn).get_table_names())
         engine.dispose()

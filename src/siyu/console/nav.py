@@ -101,6 +101,13 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             "staff member."
         ),
         N_("Conversations appear here once a channel is connected."),
+        pages=(
+            NavPage("/console/inbox", N_("Inbox")),
+            NavPage("/console/archive", N_("Archive search")),
+            NavPage("/console/alerts", N_("Alerts")),
+            NavPage("/console/conversation-reports", N_("Reports")),
+            NavPage("/console/sensitive-words", N_("Sensitive words")),
+        ),
     ),
     ProductModule(
         "journeys",

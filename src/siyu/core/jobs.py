@@ -39,7 +39,7 @@ from siyu.core.tenancy import get_scoped
 # segments, tag rules, lifecycle and imports register their subscribers and jobs.
 TASK_MODULES: tuple[str, ...] = (
     "siyu.core.events", "siyu.contacts", "siyu.contacts.segments", "siyu.contacts.tag_rules",
-    "siyu.contacts.lifecycle", "siyu.contacts.imports", "siyu.channels.service",
+    "siyu.contacts.lifecycle", "siyu.contacts.imports", "siyu.channels.service", "siyu.conversations.tasks",
     "siyu.messaging.broadcast_sending",
     "siyu.channels.wechat_oa.tasks",
     "siyu.channels.chat_archive",
