@@ -29,6 +29,7 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.api_tags", "router"),
     ("siyu.contacts.api_staff", "router"),
     ("siyu.contacts.api_imports", "router"),
+    ("siyu.channels.wecom.api", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
@@ -40,6 +41,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.views_lifecycle", "router"),
     ("siyu.contacts.views_imports", "router"),
     ("siyu.contacts.views_settings", "router"),
+    ("siyu.channels.wecom.callbacks", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).

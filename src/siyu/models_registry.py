@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 
 # Each module with tables adds its models here, in dependency order.
-MODEL_MODULES = ("siyu.core.models", "siyu.contacts.models", "siyu.channels.models", "siyu.conversations.models")
+MODEL_MODULES = ("siyu.core.models", "siyu.contacts.models", "siyu.channels.models", "siyu.conversations.models",
+                 "siyu.channels.ratelimit")
 
 
 def import_all_models() -> None:
