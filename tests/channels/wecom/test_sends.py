@@ -1,0 +1,138 @@
+"""Sends through the worker: welcome messages (41051 is done, an expired code fails with the reason),
+member-confirmed mass messages, and WeChat Customer Service: pulls, replies within 48 h / 5 messages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from siyu.channels import service as channels
+from siyu.channels.base import Inbound
+from siyu.channels.wecom import kf
+from siyu.conversations.models import Message
+from siyu.core import clock
+from tests.channels.wecom.test_callbacks import post
+from tests.servers.wecom import CORP_ID, OPEN_KFID
+
+
+def joined(db, account, external="wmA", staff="lisi"):
+    return channels.receive(db, account, Inbound(dedupe_key=f"add:{external}", sender=external, kind="event",
+                                                 event="joined", staff_userid=staff))
+
+
+def send(db, account, contact_id, key, **content):
+    return channels.queue_send(db, account=account, contact_id=contact_id, content={"type": "text", **content},
+                               origin="test", idempotency_key=key)
+
+
+def test_welcome_codes_work_once_and_an_expired_one_fails_with_the_reason(db, account, fake, run_jobs):
+    contact = joined(db, account).contact_id
+    first = send(db, account, contact, "w1", text="欢迎 {{ nickname }}", welcome_code="WC-9",
+                 attachments=[{"type": "link", "title": "新人礼", "url": "https://shop.example/gift"}])
+    again = send(db, account, contact, "w2", text="欢迎", welcome_code="WC-9")
+    expired = send(db, account, contact, "w3", text="欢迎", welcome_code="expired-WC")
+    late = send(db, account, contact, "w4", text="欢迎", welcome_code="WC-10",
+                welcome_code_expires_at=(clock.now() - timedelta(seconds=1)).isoformat())
+    run_jobs()
+
+    statuses = {m.idempotency_key: (m.status, m.error) for m in db.execute(select(Message)).scalars()}
+    assert statuses["w1"] == ("sent", None)
+    assert statuses["w2"] == ("sent", None)  # 41051: the code was used, the welcome is done
+    assert statuses["w3"][0] == "failed" and statuses["w3"][1].startswith("40058: ")
+    assert statuses["w4"] == ("failed", "welcome_code_expired: the welcome code expired before it could be used")
+    assert [w["welcome_code"] for w in fake.welcomes] == ["WC-9"]
+    assert fake.welcomes[0]["attachments"] == [{"msgtype": "link", "link": {
+        "title": "新人礼", "url": "https://shop.example/gift", "desc": "", "picurl": ""}}]
+    assert [first.id, again.id, expired.id, late.id]
+
+
+def test_other_messages_are_mass_messages_the_member_confirms(db, account, fake, run_jobs):
+    contact = joined(db, account).contact_id
+    message = send(db, account, contact, "m1", text="双十二预告")
+    run_jobs()
+
+    assert [(m["sender"], m["external_userid"], m["text"]["content"]) for m in fake.mass_messages] == [
+        ("lisi", ["wmA"], "双十二预告")]
+    sent = channels.get_message(db, message.id)
+    assert sent.status == "sent"
+    assert sent.external_id.startswith("msg")
+
+
+def kf_callback(client, account, fake):
+    xml = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><CreateTime>{int(clock.now().timestamp())}"
+           "</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[kf_msg_or_event]]></Event>"
+           f"<Token><![CDATA[{fake.new_kf_sync_token()}]]></Token><OpenKfId><![CDATA[{OPEN_KFID}]]></OpenKfId></xml>")
+    return post(client, account, xml, timestamp=int(clock.now().timestamp()))
+
+
+def test_customer_service_pulls_every_page_once_and_replies_within_the_window(
+        db, kf_account, fake, hooks_app, client, run_jobs, monkeypatch, frozen_now):
+    monkeypatch.setattr(kf, "PAGE_SIZE", 2)
+    now = int(clock.now().timestamp())
+    for text in ("在吗", "有优惠吗", "谢谢"):
+        fake.kf_event("wmKF", text={"content": text}, send_time=now)
+    fake.kf_event("wmKF", "image", image={"media_id": "MEDIA1"}, send_time=now)
+
+    assert kf_callback(client, kf_account, fake).text == "success"
+    assert kf_callback(client, kf_account, fake).text == "success"  # a second token: nothing new
+
+    db.expire_all()
+    archived = db.execute(select(Message.msg_type, Message.text).where(Message.direction == "in")
+                          .order_by(Message.id)).all()
+    assert archived == [("text", "在吗"), ("text", "有优惠吗"), ("text", "谢谢"), ("image", "")]
+    assert channels.get_account(db, kf_account.id).config["kf_cursor"] == "4"
+    row = channels.address_row(db, kf_account, "wmKF")
+    assert row.state == "joined"
+
+    replies = [send(db, kf_account, row.contact_id, f"r{i}", text=f"回复{i}") for i in range(6)]
+    run_jobs()
+    outcomes = [channels.get_message(db, m.id) for m in replies]
+    assert [m.status for m in outcomes] == ["sent"] * 5 + ["failed"]
+    assert outcomes[5].error.startswith("window_full")
+    assert [s["text"]["content"] for s in fake.kf_sent] == [f"回复{i}" for i in range(5)]
+    assert fake.kf_sent[0]["touser"] == "wmKF" and fake.kf_sent[0]["open_kfid"] == OPEN_KFID
+    assert outcomes[0].external_id == fake.kf_sent[0]["msgid"]
+
+    frozen_now.advance(hours=49)
+    fake.kf_event("wmKF", text={"content": "还在吗"}, send_time=int(clock.now().timestamp()))
+    kf_callback(client, kf_account, fake)
+    db.expire_all()
+    after = send(db, kf_account, row.contact_id, "r-after", text="在的")
+    run_jobs()
+    assert channels.get_message(db, after.id).status == "sent"  # the customer wrote again: the window reopened
+    frozen_now.advance(hours=49)
+    closed = send(db, kf_account, row.contact_id, "r-closed", text="还在")
+    run_jobs()
+    assert channels.get_message(db, closed.id).error.startswith("window_closed")
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_an_enter_session_welcome_and_a_failed_delivery_come_through_the_pull(db, kf_account, fake, hooks_app,
+                                                                              client, run_jobs):
+    @channels.on_receive("test-kf-welcome")
+    def welcome(session, acc, item, received):
+        if item.event == "joined" and item.details.get("welcome_code"):
+            channels.queue_send(session, account=acc, contact_id=received.contact_id, origin="welcome:kf",
+                                content={"type": "text", "text": "您好", "welcome_code": item.details["welcome_code"]},
+                                idempotency_key=f"kfw:{item.dedupe_key}", urgent=True, received=received)
+
+    fake.kf_event("wmNEW", "event", event={"event_type": "enter_session", "open_kfid": OPEN_KFID,
+                                           "external_userid": "wmNEW", "scene": "poster", "welcome_code": "KFW1"})
+    try:
+        kf_callback(client, kf_account, fake)
+    finally:
+        channels.remove_receive_hook("test-kf-welcome")
+    assert [(s["code"], s["text"]["content"]) for s in fake.kf_sent] == [("KFW1", "您好")]
+
+    db.expire_all()
+    welcome_message = db.execute(select(Message).where(Message.origin == "welcome:kf")).scalar_one()
+    assert welcome_message.status == "sent"
+    fake.kf_event("wmNEW", "event", event={"event_type": "msg_send_fail", "open_kfid": OPEN_KFID,
+                                           "external_userid": "wmNEW", "fail_msgid": welcome_message.external_id,
+                                           "fail_type": 4})
+    kf_callback(client, kf_account, fake)
+    db.expire_all()
+    failed = channels.get_message(db, welcome_message.id)
+    assert failed.status == "failed" and "fail_type 4" in failed.error
