@@ -29,6 +29,7 @@ PARAMS = (
     "user_id", "key_id", "event_id", "job_id",
     "contact_id", "identity_id", "note_id", "attribute_id", "merge_id", "proposal_id",
     "segment_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id", "handover_id", "import_id",
+    "account_id", "config_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -63,9 +64,23 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db)}
     bind_workspace(db, None)
+    ids.update(_seed_b_channels(db, b.id))
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id})
     return b, ids, b_key_secret
+
+
+def _seed_b_channels(db, b_id: int) -> dict[str, Any]:
+    """A WeCom account of workspace B (its contact ways live at WeCom: any config id names one)."""
+    from siyu.channels.models import ChannelAccount
+
+    bind_workspace(db, b_id)
+    account = ChannelAccount(kind="wecom", name=f"wecom {B_MARK}", config={"corp_id": "wwb", "agent_id": "1"},
+                             secrets={"secret": B_MARK})
+    db.add(account)
+    db.commit()
+    bind_workspace(db, None)
+    return {"account_id": account.id, "config_id": f"cfg{B_MARK}"[:60].replace(" ", "")}
 
 
 def _seed_b_contacts(db) -> dict[str, int]:
