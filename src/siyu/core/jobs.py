@@ -40,7 +40,7 @@ from siyu.core.tenancy import get_scoped
 TASK_MODULES: tuple[str, ...] = (
     "siyu.core.events", "siyu.contacts", "siyu.contacts.segments", "siyu.contacts.tag_rules",
     "siyu.contacts.lifecycle", "siyu.contacts.imports", "siyu.channels.service",
-    "siyu.channels.wecom.kf",
+    "siyu.channels.wecom.tasks",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
 BACKOFF_BASE_SECONDS = 5.0

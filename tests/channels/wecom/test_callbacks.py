@@ -49,7 +49,10 @@ def test_the_published_url_verification_sample_answers_the_bare_echostr(db, ws, 
     assert (forged.status_code, forged.json()["error"]["code"]) == (400, "bad_signature")
 
 
-def test_an_add_makes_a_joined_contact_once_and_a_delete_withdraws_consent(db, account, hooks_app, client):
+def test_an_add_makes_a_joined_contact_once_and_a_delete_withdraws_consent(db, account, hooks_app, client, fake,
+                                                                          run_jobs):
+    fake.contacts["wmEXT1"] = {"external_contact": {"external_userid": "wmEXT1", "name": "小红", "gender": 2,
+                                                    "unionid": "ouUNION1"}}
     add = add_external_contact_xml("wmEXT1", userid="lisi", state="parcel-card", create_time=1764500000)
 
     first = post(client, account, add)
@@ -59,6 +62,11 @@ def test_an_add_makes_a_joined_contact_once_and_a_delete_withdraws_consent(db, a
     db.expire_all()
     contact = contacts.get_contact(db, channels.address_row(db, account, "wmEXT1").contact_id)
     assert [(i.type, i.value) for i in contacts.identities_of(db, contact)] == [("external_userid", "wmEXT1")]
+    run_jobs()  # the profile: WeCom's name, gender and the unionid that joins the Official Account's contact
+    contact = contacts.get_contact(db, contact.id)
+    assert (contact.nickname, contact.gender) == ("小红", "female")
+    assert ("unionid", "ouUNION1") in [(i.type, i.value) for i in contacts.identities_of(db, contact)]
+    assert len(fake.calls("/cgi-bin/externalcontact/get")) == 1
     assert contacts.may_contact(db, contact, "wecom")
     assert channels.address_row(db, account, "wmEXT1").staff_userid == "lisi"
     joined = db.execute(select(Event).where(Event.type == "channel.joined")).scalars().all()

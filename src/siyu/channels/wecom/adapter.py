@@ -115,7 +115,25 @@ _CALLBACK_FIELDS = (
 )
 
 
-class WeComAdapter:
+class _WeComKind:
+    """What both kinds share: the corp's app credentials, the callback settings, no idempotency keys."""
+
+    accepts_idempotency_key = False
+
+    async def test_connection(self, account: ChannelAccount) -> str:
+        await WeComClient.of(account.config, account.secrets).token()
+        return "access token fetched"
+
+    @staticmethod
+    def welcome_code(content: Mapping[str, Any]) -> str:
+        """The content's welcome code ("" for none); ChannelError once its 20 seconds are over."""
+        code = str(content.get("welcome_code") or "")
+        if code and _expired(content):
+            raise ChannelError("welcome_code_expired", "the welcome code expired before it could be used")
+        return code
+
+
+class WeComAdapter(_WeComKind):
     kind = "wecom"
     label = N_("WeCom app")
     rules = PlatformRules(
@@ -130,26 +148,20 @@ class WeComAdapter:
         ConfigField("agent_id", N_("AgentID"), help=N_("The self-built app's AgentId.")),
         *_CALLBACK_FIELDS,
     )
-    accepts_idempotency_key = False
 
     def validate_config(self, config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:
         _check_common(config, secrets)
         if not str(config.get("agent_id") or "").isdigit():
             raise Invalid("the AgentID is a number", field="config.agent_id")
 
-    async def test_connection(self, account: ChannelAccount) -> str:
-        await WeComClient.of(account.config, account.secrets).token()
-        return "access token fetched"
-
     async def send(self, account: ChannelAccount, address: str, content: Mapping[str, Any], *,
                    idempotency_key: str) -> SendResult:
         client = WeComClient.of(account.config, account.secrets)
         text = _text(content, MAX_TEXT_BYTES)
         parts = attachments(content)
-        if content.get("welcome_code"):
-            if _expired(content):
-                raise ChannelError("welcome_code_expired", "the welcome code expired before it could be used")
-            body: dict[str, Any] = {"welcome_code": str(content["welcome_code"])}
+        code = self.welcome_code(content)
+        if code:
+            body: dict[str, Any] = {"welcome_code": code}
             if text:
                 body["text"] = {"content": text}
             if parts:
@@ -193,7 +205,7 @@ def kf_msgid(idempotency_key: str) -> str:
     return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
 
 
-class WeComKfAdapter:
+class WeComKfAdapter(_WeComKind):
     kind = "wecom_kf"
     label = N_("WeChat Customer Service")
     rules = PlatformRules(
@@ -207,7 +219,6 @@ class WeComKfAdapter:
         ConfigField("open_kfid", N_("Customer service account ID"), help=N_("open_kfid, starting with wk.")),
         *_CALLBACK_FIELDS,
     )
-    accepts_idempotency_key = False
 
     def validate_config(self, config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:
         _check_common(config, secrets)
@@ -215,20 +226,14 @@ class WeComKfAdapter:
         if not open_kfid or len(open_kfid) > 64:
             raise Invalid("the customer service account's open_kfid is required", field="config.open_kfid")
 
-    async def test_connection(self, account: ChannelAccount) -> str:
-        await WeComClient.of(account.config, account.secrets).token()
-        return "access token fetched"
-
     async def send(self, account: ChannelAccount, address: str, content: Mapping[str, Any], *,
                    idempotency_key: str) -> SendResult:
         client = WeComClient.of(account.config, account.secrets)
         msgid = kf_msgid(idempotency_key)
         message = kf_message(content)
-        if content.get("welcome_code"):
-            if _expired(content):
-                raise ChannelError("welcome_code_expired", "the welcome code expired before it could be used")
-            await client.call("/cgi-bin/kf/send_msg_on_event",
-                              {"code": str(content["welcome_code"]), "msgid": msgid, **message})
+        code = self.welcome_code(content)
+        if code:
+            await client.call("/cgi-bin/kf/send_msg_on_event", {"code": code, "msgid": msgid, **message})
             return SendResult(external_id=msgid)
         row = _row(account, address)
         if row is not None:

@@ -28,7 +28,7 @@ from starlette.background import BackgroundTask
 from siyu.channels import service, wxcrypto
 from siyu.channels.base import Inbound
 from siyu.channels.models import ChannelAccount
-from siyu.channels.wecom import kf
+from siyu.channels.wecom import kf, tasks
 from siyu.core import clock, worker
 from siyu.core.auth import SessionDep, in_unit_of_work
 from siyu.core.db import session_scope
@@ -151,7 +151,12 @@ def handle_callback(session: Session, account_id: str, signature: str, timestamp
     event = fields.get("Event", "") if fields.get("MsgType") == "event" else ""
     if event == "change_external_contact":
         item = contact_change(fields)
-        return service.receive(session, account, item).urgent_jobs if item is not None else []
+        if item is None:
+            return []
+        received = service.receive(session, account, item)
+        if not received.duplicate and item.details.get("change_type") == "add_external_contact":
+            tasks.queue_profile(session, account, item.sender, item.dedupe_key)
+        return received.urgent_jobs
     if event == "change_external_tag":
         tag_change(session, account, fields)
     elif event == "kf_msg_or_event" and fields.get("Token"):
