@@ -33,7 +33,8 @@ def test_contact_ways_are_created_read_changed_and_deleted_through_wecom(db, acc
     assert config_id not in fake.contact_ways
     gone = client.get(f"{WAYS.format(account.id)}/{config_id}", headers=key)
     assert (gone.status_code, gone.json()["error"]["code"]) == (502, "wecom_40058")
-    actions = [a for (a,) in db.execute(select(AuditEntry.action).where(AuditEntry.action.like("wecom.%")).order_by(AuditEntry.id)).all()]
+    actions = list(db.execute(select(AuditEntry.action).where(AuditEntry.action.like("wecom.%"))
+                              .order_by(AuditEntry.id)).scalars())
     assert actions == ["wecom.contact_way.create", "wecom.contact_way.update", "wecom.contact_way.delete"]
 
 

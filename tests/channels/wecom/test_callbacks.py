@@ -144,7 +144,8 @@ def test_the_welcome_goes_out_on_the_callback_path_ahead_of_1000_queued_jobs(db,
     def welcome(session, acc, item, received):
         if item.event == "joined" and item.details.get("welcome_code"):
             channels.queue_send(session, account=acc, contact_id=received.contact_id, origin="welcome:test",
-                                content={"type": "text", "text": "欢迎光临", "welcome_code": item.details["welcome_code"],
+                                content={"type": "text", "text": "欢迎光临",
+                                         "welcome_code": item.details["welcome_code"],
                                          "welcome_code_expires_at": item.details["welcome_code_expires_at"]},
                                 idempotency_key=f"welcome:{item.dedupe_key}", urgent=True, received=received)
         return None

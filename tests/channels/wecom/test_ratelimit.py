@@ -41,7 +41,7 @@ def redis_backend() -> Iterator[RedisBackend]:
     backend = RedisBackend(REDIS_URL, prefix=f"siyu-test:{secrets.token_hex(4)}:")
     try:
         backend.redis.ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
     yield backend
     for key in backend.redis.scan_iter(backend.prefix + "*"):
