@@ -355,11 +355,13 @@ def block(key: str, seconds: float) -> float:
 async def wait_turn(key: str, *, per_minute: int | None = None, per_hour: int | None = None,
                     max_wait: float = MAX_WAIT_SECONDS) -> None:
     """Take one call, sleeping through a short wait; a longer one raises a retryable ChannelError."""
+    slept = 0.0
     while (wait := take(key, per_minute=per_minute, per_hour=per_hour)) > 0:
-        if wait > max_wait:
+        if slept + wait > max_wait:
             raise ChannelError("rate_limited", f"the platform's limit for {key} is used up; next call in "
                                f"{wait:.0f} s", retryable=True, retry_after=wait)
         await asyncio.sleep(wait)
+        slept += wait
 
 
 @asynccontextmanager

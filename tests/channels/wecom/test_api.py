@@ -66,3 +66,25 @@ def test_transfers_move_customers_between_members(db, account, fake, client, key
 def test_other_kinds_of_account_have_no_contact_ways(kf_account, client, key):
     r = client.post(WAYS.format(kf_account.id), headers=key, json={"users": ["lisi"]})
     assert r.status_code == 404
+
+
+@pytest.mark.parametrize(("config", "secrets", "field"), [
+    ({"corp_id": ""}, {}, "config.corp_id"),
+    ({}, {"secret": ""}, "secrets.secret"),
+    ({}, {"token": "with space"}, "secrets.token"),
+    ({}, {"encoding_aes_key": "short"}, "secrets.encoding_aes_key"),
+    ({"agent_id": "abc"}, {}, "config.agent_id"),
+    ({"api_base": "ftp://x"}, {}, "config.api_base"),
+])
+def test_account_settings_are_checked_with_the_field(db, ws, config, secrets, field):
+    from siyu.channels import service as channels
+    from siyu.core.errors import Invalid
+    from tests.channels.wecom.conftest import ACTOR
+    from tests.servers.wecom import AES_KEY, CORP_ID, SECRET, TOKEN
+
+    good_config = {"corp_id": CORP_ID, "agent_id": "1000002"}
+    good_secrets = {"secret": SECRET, "token": TOKEN, "encoding_aes_key": AES_KEY}
+    with pytest.raises(Invalid) as refused:
+        channels.create_account(db, kind="wecom", name="x", config={**good_config, **config},
+                                secrets={**good_secrets, **secrets}, actor=ACTOR)
+    assert refused.value.field == field

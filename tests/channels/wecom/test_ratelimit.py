@@ -99,3 +99,9 @@ def test_waits_above_a_few_seconds_become_a_retryable_error(limits, frozen_now):
     with pytest.raises(ChannelError) as limited:
         asyncio.run(ratelimit.wait_turn("k", per_minute=1))
     assert (limited.value.code, limited.value.retryable, limited.value.retry_after) == ("rate_limited", True, 60.0)
+
+
+def test_the_counters_live_in_redis_when_configured_else_in_postgresql_else_in_memory():
+    assert isinstance(ratelimit._configured("redis://127.0.0.1:6379/0", "sqlite:///x.db"), RedisBackend)
+    assert isinstance(ratelimit._configured(None, "postgresql+psycopg://u@h/db"), DatabaseBackend)
+    assert isinstance(ratelimit._configured(None, "sqlite:///./var/siyu.db"), LocalBackend)
