@@ -94,14 +94,17 @@ def test_edit_and_transfer_fail_are_recorded_and_tag_events_dedupe_on_their_chan
            "<TagType><![CDATA[tag]]></TagType><ChangeType><![CDATA[{t}]]></ChangeType></xml>")
     for change in ("create", "update", "create"):  # same second, same tag: only the ChangeType differs
         assert post(client, account, tag.format(c=CORP_ID, t=change)).text == "success"
+    with_id = add_external_contact_xml("wmEXT2", change_type="edit_external_contact", create_time=1764500009)
+    for _ in range(2):  # a MsgId, when WeCom gives one, is the dedupe key
+        post(client, account, with_id.replace("</xml>", "<MsgId>7001</MsgId></xml>"))
 
     db.expire_all()
     rows = db.execute(select(Event.type, Event.properties).where(Event.type.like("channel.%"))
                       .order_by(Event.id)).all()
     assert [t for t, _ in rows] == ["channel.joined", "channel.edited", "channel.transfer_failed",
-                                    "channel.tags_changed", "channel.tags_changed"]
+                                    "channel.tags_changed", "channel.tags_changed", "channel.edited"]
     assert rows[2][1]["fail_reason"] == "customer_refused"
-    assert [p["change_type"] for t, p in rows[3:]] == ["create", "update"]
+    assert [p["change_type"] for t, p in rows[3:5]] == ["create", "update"]
 
 
 @pytest.mark.parametrize("case", ["forged", "stale", "entities", "doctype", "not_xml", "other_corp", "no_encrypt"])

@@ -125,7 +125,8 @@ def contact_change(fields: dict[str, str]) -> Inbound | None:
         details["welcome_code_expires_at"] = (at + timedelta(seconds=WELCOME_CODE_SECONDS)).isoformat()
     if change == "add_half_external_contact":
         details["half"] = True
-    key = f"{external}:{fields.get('CreateTime', '')}:{fields.get('Event', '')}:{change}:{staff}"
+    key = (f"msg:{fields['MsgId']}" if fields.get("MsgId")
+           else f"{external}:{fields.get('CreateTime', '')}:{fields.get('Event', '')}:{change}:{staff}")
     return Inbound(dedupe_key=key, sender=external, kind="event", event=event, details=details, occurred_at=at,
                    staff_userid=staff if event in ("joined", "edited") and staff else None)
 
