@@ -13,6 +13,7 @@ from siyu.channels.base import Inbound
 from siyu.channels.wecom import kf
 from siyu.conversations.models import Message
 from siyu.core import clock
+from siyu.core.models import Job
 from tests.channels.wecom.test_callbacks import post
 from tests.servers.wecom import CORP_ID, OPEN_KFID
 
@@ -140,3 +141,19 @@ def test_an_enter_session_welcome_and_a_failed_delivery_come_through_the_pull(db
     failed = channels.get_message(db, welcome_message.id)
     assert failed.status == "failed"
     assert "fail_type 4" in failed.error
+
+
+def test_a_blocked_send_is_retried_no_sooner_than_wecom_said(db, account, fake, run_jobs, frozen_now):
+    contact = joined(db, account).contact_id
+    fake.fail("/cgi-bin/externalcontact/add_msg_template", 45009)
+    message = send(db, account, contact, "blocked", text="预告")
+    run_jobs()
+
+    queued = channels.get_message(db, message.id)
+    job = db.execute(select(Job).where(Job.id == queued.job_id)).scalar_one()
+    assert (queued.status, job.status) == ("queued", "pending")
+    assert job.run_at >= clock.now() + timedelta(seconds=60)  # not the first backoff's few seconds
+    frozen_now.advance(seconds=61)
+    run_jobs()
+    assert channels.get_message(db, message.id).status == "sent"
+    assert len(fake.mass_messages) == 1

@@ -69,6 +69,14 @@ def _http() -> httpx.AsyncClient:
     return client
 
 
+class RetryLater(Exception):
+    """A job's retryable WeCom failure, handed to the worker with the wait WeCom asked for."""
+
+    def __init__(self, error: ChannelError) -> None:
+        super().__init__(f"{error.code}: {error}")
+        self.retry_after = error.retry_after
+
+
 def error_for(errcode: int, errmsg: str) -> ChannelError:
     """The ChannelError of an errcode, retryable or not."""
     text = MESSAGES.get(errcode, errmsg or "WeCom refused the call")

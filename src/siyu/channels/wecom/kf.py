@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from siyu.channels import service
 from siyu.channels.base import ChannelError, Inbound
 from siyu.channels.models import ChannelAccount
-from siyu.channels.wecom.client import WeComClient
+from siyu.channels.wecom.client import RetryLater, WeComClient
 from siyu.core import clock, jobs
 from siyu.core.tenancy import parse_id
 
@@ -88,10 +88,6 @@ def items_of(session: Session, account: ChannelAccount, message: dict[str, Any])
     return []
 
 
-class SyncFailed(Exception):
-    """A retryable failure of the pull: the job is retried from the saved cursor."""
-
-
 def _page(client: WeComClient, account: ChannelAccount, cursor: str, token: str) -> dict[str, Any]:
     body: dict[str, Any] = {"limit": PAGE_SIZE, "open_kfid": str(account.config.get("open_kfid", ""))}
     if token:
@@ -137,7 +133,8 @@ def _sync_job(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
         return sync(session, account, token=str(ctx.payload.get("token") or ""))
     except ChannelError as exc:
         if exc.retryable:
-            raise SyncFailed(f"{exc.code}: {exc}") from exc
+            # Retried from the saved cursor: what this run received rolls back with it.
+            raise RetryLater(exc) from exc
         service.record_health(session, account, error=f"{exc.code}: {exc}")
         return {"failed": f"{exc.code}: {exc}"}
 

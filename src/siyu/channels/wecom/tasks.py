@@ -16,7 +16,7 @@ from siyu.channels import service
 from siyu.channels.base import ChannelError, adapter_for
 from siyu.channels.models import ChannelAccount
 from siyu.channels.wecom import kf  # noqa: F401  (registers the Customer Service pull)
-from siyu.channels.wecom.client import WeComClient
+from siyu.channels.wecom.client import RetryLater, WeComClient
 from siyu.contacts import service as contacts
 from siyu.core import jobs
 from siyu.core.tenancy import parse_id
@@ -31,10 +31,6 @@ def queue_profile(session: Session, account: ChannelAccount, external_userid: st
     jobs.enqueue(session, PROFILE, key, {"account_id": account.id, "external_userid": external_userid})
 
 
-class ProfileFailed(Exception):
-    """A retryable failure to read a profile."""
-
-
 def _profile(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
     account = session.get(ChannelAccount, parse_id(ctx.payload["account_id"], "account"))
     if account is None:
@@ -45,7 +41,7 @@ def _profile(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
             "/cgi-bin/externalcontact/get", params={"external_userid": external}))
     except ChannelError as exc:
         if exc.retryable:
-            raise ProfileFailed(f"{exc.code}: {exc}") from exc
+            raise RetryLater(exc) from exc
         service.record_health(session, account, error=f"{exc.code}: {exc}")
         return {"failed": f"{exc.code}: {exc}"}
     found = answer.get("external_contact")
