@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,15 +58,16 @@ MESSAGES: dict[int, str] = {
     95018: "the customer's session does not allow sending now",
 }
 
-_clients: dict[int, httpx.AsyncClient] = {}
+# Weak keys: a finished thread's loop takes its pool with it, and a new loop never inherits a dead one's.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
 
 def _http() -> httpx.AsyncClient:
     """One connection pool per event loop (a worker thread keeps its loop)."""
     loop = asyncio.get_running_loop()
-    client = _clients.get(id(loop))
+    client = _clients.get(loop)
     if client is None or client.is_closed:
-        client = _clients[id(loop)] = httpx.AsyncClient()
+        client = _clients[loop] = httpx.AsyncClient()
     return client
 
 
