@@ -171,3 +171,16 @@ def test_the_welcome_goes_out_on_the_callback_path_ahead_of_1000_queued_jobs(db,
     assert pending == 1000
     message = db.execute(select(Message).where(Message.origin == "welcome:test")).scalar_one()
     assert (message.status, message.address) == ("sent", "wmNEW")
+
+
+def test_the_local_wecom_server_delivers_an_add_to_siyu_over_http(db, account, hooks_app):
+    from tests.servers import serve
+    from tests.servers.wecom import send_add
+
+    with serve(hooks_app) as base:
+        r = send_add(f"{base}/hooks/wecom/{account.id}", "wmHTTP", state="live-code-7", welcome_code="WC-H")
+
+    assert (r.status_code, r.text) == (200, "success")
+    db.expire_all()
+    event = db.execute(select(Event).where(Event.type == "channel.joined")).scalar_one()
+    assert (event.properties["state"], event.properties["welcome_code"]) == ("live-code-7", "WC-H")
