@@ -6,7 +6,7 @@ import importlib
 
 # Each module with tables adds its models here, in dependency order.
 MODEL_MODULES = ("siyu.core.models", "siyu.contacts.models", "siyu.channels.models", "siyu.conversations.models",
-                 "siyu.channels.ratelimit")
+                 "siyu.channels.ratelimit", "siyu.channels.wecom.models")
 
 
 def import_all_models() -> None:

@@ -184,3 +184,22 @@ def test_the_local_wecom_server_delivers_an_add_to_siyu_over_http(db, account, h
     db.expire_all()
     event = db.execute(select(Event).where(Event.type == "channel.joined")).scalar_one()
     assert (event.properties["state"], event.properties["welcome_code"]) == ("live-code-7", "WC-H")
+
+
+def test_a_customer_stays_joined_while_another_member_still_has_them(db, account, hooks_app, client):
+    for n, (userid, change) in enumerate([("lisi", "add_external_contact"), ("wangwu", "add_external_contact"),
+                                          ("lisi", "del_follow_user")]):
+        post(client, account, add_external_contact_xml("wmTWO", userid=userid, change_type=change,
+                                                       create_time=1764500000 + n))
+    db.expire_all()
+    row = channels.address_row(db, account, "wmTWO")
+    assert row.state == "joined"
+    assert contacts.may_contact(db, contacts.get_contact(db, row.contact_id), "wecom")
+    assert db.execute(select(Event.type).where(Event.type.like("channel.%")).order_by(Event.id)).scalars().all() \
+        == ["channel.joined", "channel.joined", "channel.staff_removed"]
+
+    post(client, account, add_external_contact_xml("wmTWO", userid="wangwu", change_type="del_external_contact",
+                                                   create_time=1764500009))
+    db.expire_all()
+    assert channels.address_row(db, account, "wmTWO").state == "left"
+    assert not contacts.may_contact(db, contacts.get_contact(db, row.contact_id), "wecom")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any
@@ -21,7 +22,8 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
@@ -29,9 +31,10 @@ from siyu.channels import service, wxcrypto
 from siyu.channels.base import Inbound
 from siyu.channels.models import ChannelAccount
 from siyu.channels.wecom import kf, tasks
+from siyu.channels.wecom.models import WeComFollow
 from siyu.core import clock, worker
 from siyu.core.auth import SessionDep, in_unit_of_work
-from siyu.core.db import session_scope
+from siyu.core.db import is_postgres, session_scope
 from siyu.core.errors import NotFound, SiyuError, TooLarge
 from siyu.core.events import record_event
 from siyu.core.models import Job
@@ -141,6 +144,37 @@ def tag_change(session: Session, account: ChannelAccount, fields: dict[str, str]
                                                 "change_type": fields.get("ChangeType", "")})
 
 
+def follow(session: Session, account: ChannelAccount, external_userid: str, staff_userid: str) -> None:
+    """Remember that this member has this customer."""
+    insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    session.execute(insert(WeComFollow).values(
+        workspace_id=account.workspace_id, account_id=account.id, external_userid=external_userid[:64],
+        staff_userid=staff_userid[:64], created_at=clock.now(),
+    ).on_conflict_do_nothing(index_elements=["account_id", "external_userid", "staff_userid"]))
+
+
+def unfollow(session: Session, account: ChannelAccount, external_userid: str, staff_userid: str) -> int:
+    """Forget one member's relationship with a customer; how many members still have them."""
+    mine = (WeComFollow.account_id == account.id, WeComFollow.external_userid == external_userid)
+    session.execute(delete(WeComFollow).where(*mine, WeComFollow.staff_userid == staff_userid))
+    return int(session.execute(select(func.count()).select_from(WeComFollow).where(*mine)).scalar_one())
+
+
+def _contact_event(session: Session, account: ChannelAccount, item: Inbound) -> list[int]:
+    staff = str(item.details.get("staff_userid") or "")
+    if item.event == "left" and staff and unfollow(session, account, item.sender, staff):
+        # Another member still has the customer: they stay joined (and their consent stays).
+        item = replace(item, event="staff_removed")
+    received = service.receive(session, account, item)
+    if received.duplicate:
+        return []
+    if item.event == "joined" and staff:
+        follow(session, account, item.sender, staff)
+    if item.details.get("change_type") == "add_external_contact":
+        tasks.queue_profile(session, account, item.sender, item.dedupe_key)
+    return received.urgent_jobs
+
+
 def handle_callback(session: Session, account_id: str, signature: str, timestamp: str, nonce: str,
                     body: bytes) -> list[int]:
     """Verify, decrypt and store one callback; the ids of the urgent jobs to run after the commit."""
@@ -152,12 +186,7 @@ def handle_callback(session: Session, account_id: str, signature: str, timestamp
     event = fields.get("Event", "") if fields.get("MsgType") == "event" else ""
     if event == "change_external_contact":
         item = contact_change(fields)
-        if item is None:
-            return []
-        received = service.receive(session, account, item)
-        if not received.duplicate and item.details.get("change_type") == "add_external_contact":
-            tasks.queue_profile(session, account, item.sender, item.dedupe_key)
-        return received.urgent_jobs
+        return _contact_event(session, account, item) if item is not None else []
     if event == "change_external_tag":
         tag_change(session, account, fields)
     elif event == "kf_msg_or_event" and fields.get("Token"):
