@@ -253,6 +253,38 @@ def run(engine_name: str, url: str, raw_insert: Any) -> Result:
         return Result(engine_name, BATCHES * BATCH, http_s, raw_s)
 
 
+@contextmanager
+def sqlite_database() -> Iterator[tuple[str, sqlite3.Connection]]:
+    """A new SQLite file (its URL) and a raw connection to it in siyu's settings (WAL, autocommit)."""
+    with tempfile.TemporaryDirectory(prefix="siyu-bench-") as tmp:
+        path = Path(tmp) / "bench.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+            conn.execute(f"PRAGMA {pragma}")
+        try:
+            yield f"sqlite:///{path}", conn
+        finally:
+            conn.close()
+
+
+@contextmanager
+def postgres_database() -> Iterator[tuple[str, psycopg.Connection[Any]]]:
+    """A new, migrated PostgreSQL database (its URL) and a raw connection to it, dropped afterwards."""
+    name = f"siyu_bench_{secrets.token_hex(4)}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    sa_url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(sa_url)
+        with psycopg.connect(sa_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            yield sa_url, conn
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def bench_sqlite() -> Result:
     with tempfile.TemporaryDirectory(prefix="siyu-bench-") as tmp:
         path = Path(tmp) / "bench.db"

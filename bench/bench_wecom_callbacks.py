@@ -16,22 +16,16 @@ Writes docs/benchmarks_wecom.md.
 from __future__ import annotations
 
 import os
-import secrets
-import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlencode
 
-import psycopg
-from bench_events import PG_ADMIN, ROOT, machine, served
+from bench_events import ROOT, machine, postgres_database, served, sqlite_database
 from defusedxml.ElementTree import fromstring
-from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(ROOT))
@@ -131,12 +125,7 @@ def run(engine_name: str, url: str, make_raw: Callable[[int, int], RawInsert]) -
 
 
 def bench_sqlite() -> Result:
-    with tempfile.TemporaryDirectory(prefix="siyu-bench-") as tmp:
-        path = Path(tmp) / "bench.db"
-        conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
+    with sqlite_database() as (url, conn):
 
         def make_raw(ws: int, account: int) -> RawInsert:
             def insert(n: int, key: str) -> None:
@@ -148,26 +137,13 @@ def bench_sqlite() -> Result:
 
             return insert
 
-        try:
-            return run("SQLite", f"sqlite:///{path}", make_raw)
-        finally:
-            conn.close()
+        return run("SQLite", url, make_raw)
 
 
 def bench_postgres() -> Result:
-    name = f"siyu_bench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    sa_url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    conn = None
-    try:
-        upgrade(sa_url)
-        conn = psycopg.connect(sa_url.replace("postgresql+psycopg://", "postgresql://"))
+    with postgres_database() as (url, conn):
 
         def make_raw(ws: int, account: int) -> RawInsert:
-            assert conn is not None
-
             def insert(n: int, key: str) -> None:
                 with conn.cursor() as cur:
                     cur.execute("INSERT INTO channel_callback_receipts (workspace_id, account_id, dedupe_key, "
@@ -177,13 +153,7 @@ def bench_postgres() -> Result:
 
             return insert
 
-        return run("PostgreSQL", sa_url, make_raw)
-    finally:
-        if conn is not None:
-            conn.close()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        return run("PostgreSQL", url, make_raw)
 
 
 def main() -> None:
