@@ -45,6 +45,8 @@ def test_the_published_url_verification_sample_answers_the_bare_echostr(db, ws, 
 
     assert r.status_code == 200
     assert r.content == b"1616140317555161061"
+    raw = "&".join(f"{k}={v}" for k, v in PUBLISHED.items())  # '+' and '/' left as they are
+    assert client.get(f"/hooks/wecom/{account.id}?{raw}").content == b"1616140317555161061"
     forged = client.get(f"/hooks/wecom/{account.id}", params={**PUBLISHED, "nonce": "263014781"})
     assert (forged.status_code, forged.json()["error"]["code"]) == (400, "bad_signature")
 

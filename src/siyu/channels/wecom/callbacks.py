@@ -87,7 +87,8 @@ def _opened(account: ChannelAccount, signature: str, timestamp: str, nonce: str,
 
 def verify_url(session: Session, account_id: str, signature: str, timestamp: str, nonce: str, echostr: str) -> str:
     """The answer to WeCom's URL verification: the decrypted echostr."""
-    return _opened(account_of(session, account_id), signature, timestamp, nonce, echostr)
+    # Base64 has no spaces: a '+' sent without percent-encoding arrives decoded as one.
+    return _opened(account_of(session, account_id), signature, timestamp, nonce, echostr.replace(" ", "+"))
 
 
 def parse_xml(raw: bytes | str) -> Element:
