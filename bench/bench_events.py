@@ -192,16 +192,18 @@ class Result:
 
 
 @contextmanager
-def served(url: str) -> Iterator[http.client.HTTPConnection]:
-    """One uvicorn process serving siyu on `url`'s database, and a keep-alive connection to it.
+def served(url: str, factory: str = "siyu.app:create_app") -> Iterator[http.client.HTTPConnection]:
+    """One uvicorn process serving siyu (or another app `factory`, importable from bench/) on `url`'s
+    database, and a keep-alive connection to it.
 
     One connection and bodies encoded before the clock starts: the client's own work (building JSON, a
     client library's request and response models) is not the server's.
     """
     port = free_port()
-    env = {**os.environ, "SIYU_DATABASE_URL": url, "SIYU_SECRET_KEY": "bench", "SIYU_VAR_DIR": tempfile.mkdtemp()}
+    env = {**os.environ, "SIYU_DATABASE_URL": url, "SIYU_SECRET_KEY": "bench", "SIYU_VAR_DIR": tempfile.mkdtemp(),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "bench"), os.environ.get("PYTHONPATH")) if p)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "siyu.app:create_app", "--factory", "--host", "127.0.0.1",
+        [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log"],
         env=env, cwd=ROOT,
     )
@@ -267,24 +269,6 @@ def sqlite_database() -> Iterator[tuple[str, sqlite3.Connection]]:
             conn.close()
 
 
-@contextmanager
-def postgres_database() -> Iterator[tuple[str, psycopg.Connection[Any]]]:
-    """A new, migrated PostgreSQL database (its URL) and a raw connection to it, dropped afterwards."""
-    name = f"siyu_bench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    sa_url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(sa_url)
-        with psycopg.connect(sa_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-            yield sa_url, conn
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def bench_sqlite() -> Result:
     with tempfile.TemporaryDirectory(prefix="siyu-bench-") as tmp:
         path = Path(tmp) / "bench.db"
@@ -304,13 +288,27 @@ def bench_sqlite() -> Result:
             conn.close()
 
 
-def bench_postgres() -> Result:
+@contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one run (its SQLAlchemy URL), dropped afterwards."""
     name = f"siyu_bench_{secrets.token_hex(4)}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN).set(database=name)
-    sa_url = url.render_as_string(hide_password=False)
+    try:
+        yield make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def bench_postgres() -> Result:
+    with scratch_postgres() as sa_url:
+        return _bench_postgres(sa_url)
+
+
+def _bench_postgres(sa_url: str) -> Result:
     conn = None
     try:
         upgrade(sa_url)
@@ -327,9 +325,6 @@ def bench_postgres() -> Result:
     finally:
         if conn is not None:
             conn.close()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def machine() -> list[str]:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from bench_events import ROOT, machine, postgres_database, served, sqlite_database
+import psycopg
+from bench_events import ROOT, machine, scratch_postgres, served, sqlite_database
 from defusedxml.ElementTree import fromstring
 from sqlalchemy.orm import Session
 
@@ -141,7 +142,7 @@ def bench_sqlite() -> Result:
 
 
 def bench_postgres() -> Result:
-    with postgres_database() as (url, conn):
+    with scratch_postgres() as url, psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
 
         def make_raw(ws: int, account: int) -> RawInsert:
             def insert(n: int, key: str) -> None:

@@ -29,6 +29,8 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.api_tags", "router"),
     ("siyu.contacts.api_staff", "router"),
     ("siyu.contacts.api_imports", "router"),
+    ("siyu.messaging.broadcast_api", "router"),
+    ("siyu.channels.wechat_oa.api", "router"),
     ("siyu.channels.wecom.api", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
@@ -41,6 +43,9 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.views_lifecycle", "router"),
     ("siyu.contacts.views_imports", "router"),
     ("siyu.contacts.views_settings", "router"),
+    ("siyu.messaging.broadcast_views", "router"),
+    ("siyu.messaging.links", "router"),
+    ("siyu.channels.wechat_oa.hooks", "router"),
     ("siyu.channels.wecom.callbacks", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of

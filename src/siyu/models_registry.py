@@ -5,8 +5,11 @@ from __future__ import annotations
 import importlib
 
 # Each module with tables adds its models here, in dependency order.
-MODEL_MODULES = ("siyu.core.models", "siyu.contacts.models", "siyu.channels.models", "siyu.conversations.models",
-                 "siyu.channels.ratelimit", "siyu.channels.wecom.models")
+MODEL_MODULES = (
+    "siyu.core.models", "siyu.contacts.models", "siyu.channels.models", "siyu.channels.wechat_oa.models",
+    "siyu.conversations.models", "siyu.messaging.broadcast_models", "siyu.channels.ratelimit",
+    "siyu.channels.wecom.models",
+)
 
 
 def import_all_models() -> None:

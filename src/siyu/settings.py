@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # Move the built app's objects out of the cyclic GC's reach (gc.freeze), so collections during a
     # request walk only that request's objects, not the whole heap.
     gc_freeze: bool = True
+    # Where people reach this server from outside: tracked short links are <public_url>/l/<code>.
+    public_url: str = "http://localhost:8000"
     worker_lease_seconds: int = 60
     worker_batch_size: int = 20
     worker_poll_seconds: float = 1.0

@@ -29,6 +29,7 @@ PARAMS = (
     "user_id", "key_id", "event_id", "job_id",
     "contact_id", "identity_id", "note_id", "attribute_id", "merge_id", "proposal_id",
     "segment_id", "tag_group_id", "tag_id", "tag_rule_id", "staff_id", "handover_id", "import_id",
+    "broadcast_id",
     "account_id", "config_id",
 )
 B_MARK = "bworkspace-secret-marker"
@@ -61,26 +62,42 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     contact_import = contact_models.ContactImport(filename=f"{B_MARK}.csv", created_by=B_MARK, status="done")
     db.add_all([rule, handover, contact_import])
     db.commit()
+    broadcast_id = _seed_b_broadcast(db, segment.id)
+    account = _seed_b_account(db)
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db)}
     bind_workspace(db, None)
-    ids.update(_seed_b_channels(db, b.id))
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
-                "handover_id": handover.id, "import_id": contact_import.id})
+                "handover_id": handover.id, "import_id": contact_import.id,
+                "broadcast_id": broadcast_id, "account_id": account.id,
+                # A WeCom contact way lives at WeCom: B's account id is refused before any id is used.
+                "config_id": "cfgbworkspace"})
     return b, ids, b_key_secret
 
 
-def _seed_b_channels(db, b_id: int) -> dict[str, Any]:
-    """A WeCom account of workspace B (its contact ways live at WeCom: any config id names one)."""
-    from siyu.channels.models import ChannelAccount
+def _seed_b_broadcast(db, segment_id: int) -> int:
+    """A draft broadcast of workspace B through a webhook account."""
+    from siyu.channels import service as channels
+    from siyu.messaging import broadcasts
 
-    bind_workspace(db, b_id)
-    account = ChannelAccount(kind="wecom", name=f"wecom {B_MARK}", config={"corp_id": "wwb", "agent_id": "1"},
-                             secrets={"secret": B_MARK})
-    db.add(account)
+    actor = Actor.cli(B_MARK)
+    account = channels.create_account(db, kind="webhook", name=f"hook {B_MARK}", config={"url": "http://127.0.0.1:9/"},
+                                      secrets={"secret": "s" * 20}, actor=actor)
+    b = broadcasts.create_broadcast(db, name=f"broadcast {B_MARK}", account_id=account.id, segment_id=segment_id,
+                                    content={"type": "text", "text": B_MARK}, actor=actor)
     db.commit()
-    bind_workspace(db, None)
-    return {"account_id": account.id, "config_id": f"cfg{B_MARK}"[:60].replace(" ", "")}
+    return b.id
+
+
+def _seed_b_account(db) -> Any:
+    """An Official Account of workspace B (its platform calls never happen: A is refused first)."""
+    from siyu.channels import service as channels
+
+    account = channels.create_account(
+        db, kind="wechat_oa", name=f"oa {B_MARK}", config={"app_id": "wx" + "b" * 16, "api_base": "http://127.0.0.1:9"},
+        secrets={"app_secret": B_MARK, "token": "btoken", "encoding_aes_key": "b" * 43}, actor=Actor.cli(B_MARK))
+    db.commit()
+    return account
 
 
 def _seed_b_contacts(db) -> dict[str, int]:

@@ -84,6 +84,10 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             "quiet hours."
         ),
         N_("Write the welcome message new contacts receive."),
+        pages=(
+            NavPage("/console/broadcasts", N_("Broadcasts")),
+            NavPage("/console/broadcast-settings", N_("Caps and quiet hours")),
+        ),
     ),
     ProductModule(
         "conversations",

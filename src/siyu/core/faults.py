@@ -20,6 +20,7 @@ POINTS: tuple[str, ...] = (
     "jobs.after_external",  # the external call returned, its done mark not yet committed
     "jobs.before_done",  # the handler returned, the done mark not yet committed
     "jobs.after_done",  # the done mark is committed
+    "broadcasts.mid_chunk",  # half of a broadcast chunk's recipients queued, the chunk not committed
 )
 
 _plan: dict[str, int] | None = None

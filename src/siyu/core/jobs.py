@@ -40,6 +40,8 @@ from siyu.core.tenancy import get_scoped
 TASK_MODULES: tuple[str, ...] = (
     "siyu.core.events", "siyu.contacts", "siyu.contacts.segments", "siyu.contacts.tag_rules",
     "siyu.contacts.lifecycle", "siyu.contacts.imports", "siyu.channels.service",
+    "siyu.messaging.broadcast_sending",
+    "siyu.channels.wechat_oa.tasks",
     "siyu.channels.wecom.tasks",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
@@ -313,6 +315,18 @@ def release(session: Session, c: Claimed) -> bool:
     """Give back a claimed job that was not started (a stopping worker); its attempt is not counted."""
     return _guarded(session, c, (RUNNING,), status=PENDING, lease_until=None, locked_by=None,
                     attempts=c.context.attempt - 1)
+
+
+def withdraw_pending(session: Session, ids: Sequence[int], reason: str) -> list[int]:
+    """Close these jobs as done without running them, if no worker took them yet (a paused broadcast's
+    messages that have not left); the ids withdrawn. A job a worker holds is left to finish."""
+    withdrawn: list[int] = []
+    for start in range(0, len(ids), 1000):
+        stmt = (update(Job).where(Job.id.in_(list(ids[start:start + 1000])), Job.status == PENDING)
+                .values(status=DONE, finished_at=clock.now(), result={"withdrawn": reason})
+                .returning(Job.id).execution_options(synchronize_session=False))
+        withdrawn.extend(int(i) for i in session.execute(stmt).scalars())
+    return withdrawn
 
 
 # What a person does with jobs (console, API). Sessions are bound to the person's workspace.

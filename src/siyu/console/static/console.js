@@ -67,5 +67,11 @@
   document.addEventListener("htmx:afterSwap", function (event) {
     autosubmit(event.target);
     confirmations(event.target);
+    // A polled report swaps in fresh chart elements: draw those not drawn yet.
+    if (window.echarts) {
+      document.querySelectorAll(".chart[data-chart]").forEach(function (el) {
+        if (!el.querySelector("canvas")) { drawChart(el); }
+      });
+    }
   });
 })();

@@ -1,7 +1,7 @@
 """wecom
 
 Revision ID: 9060a1e738b7
-Revises: 710457cf1210
+Revises: b3a7a8e5b555
 Create Date: 2026-11-30 15:42:21.279227
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 import siyu.core.db
 
 revision: str = '9060a1e738b7'
-down_revision: str | None = '710457cf1210'
+down_revision: str | None = 'b3a7a8e5b555'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
