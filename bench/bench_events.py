@@ -255,20 +255,6 @@ def run(engine_name: str, url: str, raw_insert: Any) -> Result:
         return Result(engine_name, BATCHES * BATCH, http_s, raw_s)
 
 
-@contextmanager
-def sqlite_database() -> Iterator[tuple[str, sqlite3.Connection]]:
-    """A new SQLite file (its URL) and a raw connection to it in siyu's settings (WAL, autocommit)."""
-    with tempfile.TemporaryDirectory(prefix="siyu-bench-") as tmp:
-        path = Path(tmp) / "bench.db"
-        conn = sqlite3.connect(path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
-            conn.execute(f"PRAGMA {pragma}")
-        try:
-            yield f"sqlite:///{path}", conn
-        finally:
-            conn.close()
-
-
 def bench_sqlite() -> Result:
     with tempfile.TemporaryDirectory(prefix="siyu-bench-") as tmp:
         path = Path(tmp) / "bench.db"

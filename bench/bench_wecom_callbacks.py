@@ -16,16 +16,21 @@ Writes docs/benchmarks_wecom.md.
 from __future__ import annotations
 
 import os
+import sqlite3
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlencode
 
 import psycopg
-from bench_events import ROOT, machine, scratch_postgres, served, sqlite_database
+from _support import scratch_postgres
+from bench_events import ROOT, machine, served
 from defusedxml.ElementTree import fromstring
 from sqlalchemy.orm import Session
 
@@ -125,6 +130,20 @@ def run(engine_name: str, url: str, make_raw: Callable[[int, int], RawInsert]) -
     return Result(engine_name, siyu_s, raw_s)
 
 
+@contextmanager
+def sqlite_database() -> Iterator[tuple[str, sqlite3.Connection]]:
+    """A new SQLite file (its URL) and a raw connection to it in siyu's settings (WAL, autocommit)."""
+    with tempfile.TemporaryDirectory(prefix="siyu-bench-") as tmp:
+        path = Path(tmp) / "bench.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+            conn.execute(f"PRAGMA {pragma}")
+        try:
+            yield f"sqlite:///{path}", conn
+        finally:
+            conn.close()
+
+
 def bench_sqlite() -> Result:
     with sqlite_database() as (url, conn):
 
@@ -142,7 +161,8 @@ def bench_sqlite() -> Result:
 
 
 def bench_postgres() -> Result:
-    with scratch_postgres() as url, psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+    with (scratch_postgres("siyu_bench_wecom") as url,
+          psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn):
 
         def make_raw(ws: int, account: int) -> RawInsert:
             def insert(n: int, key: str) -> None:

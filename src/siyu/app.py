@@ -31,6 +31,7 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.api_imports", "router"),
     ("siyu.messaging.broadcast_api", "router"),
     ("siyu.channels.wechat_oa.api", "router"),
+    ("siyu.channels.api", "router"),
     ("siyu.channels.wecom.api", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
@@ -46,6 +47,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.messaging.broadcast_views", "router"),
     ("siyu.messaging.links", "router"),
     ("siyu.channels.wechat_oa.hooks", "router"),
+    ("siyu.channels.views", "router"),
     ("siyu.channels.wecom.callbacks", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of

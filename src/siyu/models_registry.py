@@ -7,8 +7,8 @@ import importlib
 # Each module with tables adds its models here, in dependency order.
 MODEL_MODULES = (
     "siyu.core.models", "siyu.contacts.models", "siyu.channels.models", "siyu.channels.wechat_oa.models",
-    "siyu.conversations.models", "siyu.messaging.broadcast_models", "siyu.channels.ratelimit",
-    "siyu.channels.wecom.models",
+    "siyu.channels.chat_archive_models", "siyu.conversations.models", "siyu.messaging.broadcast_models",
+    "siyu.channels.ratelimit", "siyu.channels.wecom.models",
 )
 
 

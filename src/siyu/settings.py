@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     faults: str = ""
     # Shifts the system clock; lets a crash test age leases without sleeping.
     clock_offset_seconds: float = 0.0
+    # Path of WeCom's chat-archive SDK (libWeWorkFinanceSdk_C.so) when accounts don't name their own.
+    wecom_finance_sdk: str | None = None
 
     def resolved_secret_key(self) -> str:
         """The signing secret: configured, or generated once and kept under var/."""

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from siyu.channels.models import ChannelAccount
 from siyu.contacts import models as contact_models
 from siyu.core import clock
 from siyu.core.audit import Actor
@@ -60,7 +61,9 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     handover = contact_models.Handover(from_staff_id=leaving.id, to_staff_id=taking.id, reason="leaving",
                                        actor=B_MARK)
     contact_import = contact_models.ContactImport(filename=f"{B_MARK}.csv", created_by=B_MARK, status="done")
-    db.add_all([rule, handover, contact_import])
+    account = ChannelAccount(kind="webhook", name=f"account {B_MARK}", status="active",
+                             config={"url": f"https://{B_MARK}.example.com/hook"}, secrets={"secret": B_MARK})
+    db.add_all([rule, handover, contact_import, account])
     db.commit()
     broadcast_id = _seed_b_broadcast(db, segment.id)
     account = _seed_b_account(db)

@@ -150,7 +150,9 @@ def adapter_kinds() -> list[str]:
 
 
 # The channel modules; each registers its adapter on import. Later channels add themselves here.
-ADAPTER_MODULES: tuple[str, ...] = ("siyu.channels.webhook", "siyu.channels.wechat_oa", "siyu.channels.wecom.adapter")
+ADAPTER_MODULES: tuple[str, ...] = (
+    "siyu.channels.webhook", "siyu.channels.wechat_oa", "siyu.channels.chat_archive", "siyu.channels.wecom.adapter",
+)
 
 
 def load_adapters() -> None:

@@ -131,8 +131,10 @@ def update_account(
     before = _shown(account)
     adapter = _check_kind(account.kind)
     if name is not None:
-        account.name = _clean_name(name)
-        _check_unique(session, account.name, account.id)
+        # Checked before assigning: the query would otherwise flush the clashing name first.
+        name = _clean_name(name)
+        _check_unique(session, name, account.id)
+        account.name = name
     if status is not None:
         if status not in ("active", "paused"):
             raise Invalid("status is active or paused", field="status")

@@ -75,6 +75,7 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
         N_("Channels"),
         N_("The accounts you talk through: WeChat Official Accounts, WeCom apps, SMS, email and webhooks."),
         N_("Connect your WeChat Official Account or WeCom app."),
+        pages=(NavPage("/console/channels", N_("Accounts")),),
     ),
     ProductModule(
         "messaging",

@@ -42,6 +42,7 @@ TASK_MODULES: tuple[str, ...] = (
     "siyu.contacts.lifecycle", "siyu.contacts.imports", "siyu.channels.service",
     "siyu.messaging.broadcast_sending",
     "siyu.channels.wechat_oa.tasks",
+    "siyu.channels.chat_archive",
     "siyu.channels.wecom.tasks",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).

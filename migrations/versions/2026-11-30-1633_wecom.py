@@ -1,7 +1,7 @@
 """wecom
 
 Revision ID: 9060a1e738b7
-Revises: b3a7a8e5b555
+Revises: 3e3c94ece21d
 Create Date: 2026-11-30 15:42:21.279227
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 import siyu.core.db
 
 revision: str = '9060a1e738b7'
-down_revision: str | None = 'b3a7a8e5b555'
+down_revision: str | None = '3e3c94ece21d'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
