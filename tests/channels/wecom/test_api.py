@@ -88,3 +88,11 @@ def test_account_settings_are_checked_with_the_field(db, ws, config, secrets, fi
         channels.create_account(db, kind="wecom", name="x", config={**good_config, **config},
                                 secrets={**good_secrets, **secrets}, actor=ACTOR)
     assert refused.value.field == field
+
+
+def test_the_accounts_page_shows_a_callback_url_for_both_kinds(account, kf_account, app):
+    from siyu.channels import accounts
+
+    assert accounts.callback_url("https://siyu.example", account, app.routes).endswith(f"/hooks/wecom/{account.id}")
+    assert accounts.callback_url("https://siyu.example", kf_account, app.routes).endswith(
+        f"/hooks/wecom-kf/{kf_account.id}")

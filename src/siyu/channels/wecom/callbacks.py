@@ -224,7 +224,10 @@ async def _body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+# Both kinds answer on both paths: /hooks/wecom-kf/ is what the accounts page shows for a customer
+# service account (its kind's path), /hooks/wecom/ what the platform docs name.
 @router.get("/hooks/wecom/{account_id}", response_class=PlainTextResponse)
+@router.get("/hooks/wecom-kf/{account_id}", response_class=PlainTextResponse)
 def url_verification(
     account_id: str, session: SessionDep, msg_signature: Annotated[str, Query(max_length=64)] = "",
     timestamp: Annotated[str, Query(max_length=20)] = "", nonce: Annotated[str, Query(max_length=64)] = "",
@@ -235,6 +238,7 @@ def url_verification(
 
 
 @router.post("/hooks/wecom/{account_id}", response_class=PlainTextResponse)
+@router.post("/hooks/wecom-kf/{account_id}", response_class=PlainTextResponse)
 async def callback(account_id: str, request: Request, session: SessionDep, run: Runner) -> PlainTextResponse:
     """One encrypted event: stored, committed, answered "success"; urgent work right after."""
     body = await _body(request)
