@@ -158,3 +158,17 @@ def test_a_blocked_send_is_retried_no_sooner_than_wecom_said(db, account, fake, 
     run_jobs()
     assert channels.get_message(db, message.id).status == "sent"
     assert len(fake.mass_messages) == 1
+
+
+def test_cards_in_the_messaging_modules_shapes_become_wecom_attachments():
+    from siyu.channels.wecom.adapter import attachments, kf_message
+
+    content = {"type": "text", "text": "欢迎", "attachments": [
+        {"type": "image", "url": "https://shop.example/a.png"},
+        {"type": "miniprogram", "appid": "wxapp", "pagepath": "pages/gift", "title": "领券", "thumb_media_id": "M1"}]}
+    assert attachments(content) == [
+        {"msgtype": "image", "image": {"pic_url": "https://shop.example/a.png"}},
+        {"msgtype": "miniprogram", "miniprogram": {"title": "领券", "appid": "wxapp", "page": "pages/gift",
+                                                   "pic_media_id": "M1"}}]
+    card = kf_message(content["attachments"][1])
+    assert card["miniprogram"] == {"appid": "wxapp", "title": "领券", "thumb_media_id": "M1", "pagepath": "pages/gift"}

@@ -36,6 +36,14 @@ def N_(message: str) -> str:
     return message
 
 
+def _media(part: Mapping[str, Any]) -> str:
+    return str(part.get("thumb_media_id") or part.get("media_id") or "")
+
+
+def _page(part: Mapping[str, Any]) -> str:
+    return str(part.get("pagepath") or part.get("page") or "")
+
+
 def _part(part: Mapping[str, Any]) -> dict[str, Any] | None:
     """One WeCom attachment of a content part (link, image, mini-program card)."""
     kind = part.get("type")
@@ -50,7 +58,7 @@ def _part(part: Mapping[str, Any]) -> dict[str, Any] | None:
     if kind == "miniprogram":
         return {"msgtype": "miniprogram", "miniprogram": {
             "title": str(part.get("title", "")), "appid": str(part.get("appid", "")),
-            "page": str(part.get("page", "")), "pic_media_id": str(part.get("media_id", ""))}}
+            "page": _page(part), "pic_media_id": _media(part)}}
     return None
 
 
@@ -190,11 +198,11 @@ def kf_message(content: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "link":
         return {"msgtype": "link", "link": {"title": str(content.get("title", "")), "url": str(content.get("url", "")),
                                             "desc": str(content.get("description", "")),
-                                            "thumb_media_id": str(content.get("media_id", ""))}}
+                                            "thumb_media_id": _media(content)}}
     if kind == "miniprogram":
         return {"msgtype": "miniprogram", "miniprogram": {
             "appid": str(content.get("appid", "")), "title": str(content.get("title", "")),
-            "thumb_media_id": str(content.get("media_id", "")), "pagepath": str(content.get("page", ""))}}
+            "thumb_media_id": _media(content), "pagepath": _page(content)}}
     if kind == "image" and content.get("media_id"):
         return {"msgtype": "image", "image": {"media_id": str(content["media_id"])}}
     return {"msgtype": "text", "text": {"content": _text(content, KF_MAX_TEXT_BYTES)}}
