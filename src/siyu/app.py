@@ -36,6 +36,7 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.messaging.api_keywords", "router"),
     ("siyu.channels.api_webhooks", "router"),
     ("siyu.conversations.api", "router"),
+    ("siyu.channels.wecom.api", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
@@ -56,6 +57,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.channels.sms.hooks", "router"),
     ("siyu.channels.email_routes", "router"),
     ("siyu.conversations.views", "router"),
+    ("siyu.channels.wecom.callbacks", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).

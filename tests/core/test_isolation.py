@@ -33,6 +33,7 @@ PARAMS = (
     "broadcast_id",
     "account_id", "template_id", "keyword_rule_id",
     "conversation_id", "sensitive_rule_id", "alert_id",
+    "config_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -74,7 +75,9 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id,
-                "broadcast_id": broadcast_id, "account_id": account.id})
+                "broadcast_id": broadcast_id, "account_id": account.id,
+                # A WeCom contact way lives at WeCom: B's account id is refused before any id is used.
+                "config_id": "cfgbworkspace"})
     return b, ids, b_key_secret
 
 

@@ -152,7 +152,7 @@ def adapter_kinds() -> list[str]:
 # The channel modules; each registers its adapter on import. Later channels add themselves here.
 ADAPTER_MODULES: tuple[str, ...] = (
     "siyu.channels.webhook", "siyu.channels.wechat_oa", "siyu.channels.sms", "siyu.channels.email",
-    "siyu.channels.chat_archive",
+    "siyu.channels.chat_archive", "siyu.channels.wecom.adapter",
 )
 
 

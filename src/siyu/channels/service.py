@@ -426,7 +426,12 @@ def update_delivery(
 
 
 class SendFailed(Exception):
-    """A retryable platform failure: the worker retries the job with backoff."""
+    """A retryable platform failure: the worker retries the job with backoff, not before `retry_after`
+    seconds when the platform said how long it blocks us (WeCom's 45009: 60 s or 60 minutes)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _deliver(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
@@ -452,7 +457,7 @@ def _deliver(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
         if exc.unknown:
             raise jobs.ExternalOutcomeUnknown(reason) from exc
         if exc.retryable and not last_attempt:
-            raise SendFailed(reason) from exc
+            raise SendFailed(reason, retry_after=exc.retry_after) from exc
         set_status(session, message, "failed", error=reason)
         return {"failed": reason}
     message.external_id = result.external_id

@@ -45,6 +45,7 @@ TASK_MODULES: tuple[str, ...] = (
     "siyu.channels.chat_archive",
     "siyu.messaging.welcome", "siyu.messaging.keywords",
     "siyu.channels.webhook_events",
+    "siyu.channels.wecom.tasks",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
 BACKOFF_BASE_SECONDS = 5.0
@@ -292,8 +293,13 @@ def mark_unknown(session: Session, c: Claimed, reason: str) -> bool:
     return _guarded(session, c, (RUNNING,), status=UNKNOWN, lease_until=None, last_error=reason)
 
 
-def mark_failed(session: Session, c: Claimed, error: str, *, draw: float) -> str | None:
-    """Schedule a retry with backoff, or park the job once its attempts are used; the new status."""
+def mark_failed(
+    session: Session, c: Claimed, error: str, *, draw: float, not_before: float | None = None
+) -> str | None:
+    """Schedule a retry with backoff, or park the job once its attempts are used; the new status.
+
+    `not_before`: seconds the target asked us to wait (a platform's block): the retry is due no sooner.
+    """
     now = clock.now()
     row = session.execute(select(Job.max_attempts).where(_owned(c))).first()
     if row is None:
@@ -302,7 +308,7 @@ def mark_failed(session: Session, c: Claimed, error: str, *, draw: float) -> str
         reason = f"gave up after {c.context.attempt} attempts: {error}"
         _guarded(session, c, (RUNNING,), status=PARKED, lease_until=None, finished_at=now, last_error=reason)
         return PARKED
-    wait = timedelta(seconds=backoff_seconds(c.context.attempt, draw))
+    wait = timedelta(seconds=max(backoff_seconds(c.context.attempt, draw), not_before or 0.0))
     _guarded(session, c, (RUNNING,), status=PENDING, run_at=now + wait, lease_until=None, locked_by=None,
              external_started_at=None, last_error=error)
     return PENDING

@@ -99,7 +99,10 @@ def _failed(
     c: jobs.Claimed, exc: Exception, *, sessions: SessionFactory, draw: Callable[[], float]
 ) -> str | None:
     with sessions() as session:
-        return jobs.mark_failed(session, c, _error_text(exc), draw=draw())
+        # A handler's exception may say how long its target wants us to wait (`retry_after` seconds).
+        retry_after = getattr(exc, "retry_after", None)
+        return jobs.mark_failed(session, c, _error_text(exc), draw=draw(),
+                                not_before=float(retry_after) if isinstance(retry_after, int | float) else None)
 
 
 def run_batch(
