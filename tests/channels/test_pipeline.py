@@ -129,6 +129,7 @@ def test_a_retryable_error_retries_and_a_final_one_fails_the_message(db, account
                             idempotency_key="a")
     run_jobs()
     assert service.get_message(db, m1.id).status == "queued"
+    assert service.get_account(db, account.id).last_error == "45009: frequency limit"
     frozen_now.advance(seconds=3600)
     run_jobs()
     assert service.get_message(db, m1.id).status == "sent"

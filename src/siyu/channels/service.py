@@ -40,6 +40,8 @@ T = TypeVar("T")
 # The "identity type" of channels that address a person by their siyu contact id (webhooks to the
 # brand's own app).
 CONTACT_ID = "contact_id"
+# Identity types that address a person on any account of their channel.
+GLOBAL_ADDRESSES = ("phone", "email")
 DELIVER = "channels.deliver"
 # The same work for targets that dedupe on our idempotency key: a crashed send may be repeated.
 DELIVER_IDEMPOTENT = "channels.deliver_idempotent"
@@ -315,9 +317,14 @@ def address_of(session: Session, account: ChannelAccount, contact_id: int) -> st
     adapter = _check_kind(account.kind)
     if adapter.rules.identity_type == CONTACT_ID:
         return str(contact_id)
+    # Only a phone or an email reaches the person from any account; an openid or an external_userid
+    # belongs to one OA or one corp, so those come from the account's own rows above.
+    wanted = contacts.canonical_type(adapter.rules.identity_type)
+    if wanted not in GLOBAL_ADDRESSES:
+        return None
     contact = contacts.get_contact(session, contact_id)
     for identity in contacts.identities_of(session, contact):
-        if identity.type == adapter.rules.identity_type:
+        if identity.type == wanted:
             return str(identity.value)
     return None
 
@@ -429,9 +436,16 @@ class SendFailed(Exception):
     """A retryable platform failure: the worker retries the job with backoff, not before `retry_after`
     seconds when the platform said how long it blocks us (WeCom's 45009: 60 s or 60 minutes)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, account_id: int, retry_after: float | None = None) -> None:
         super().__init__(message)
+        self.account_id = account_id
         self.retry_after = retry_after
+
+    def on_retry(self, session: Session) -> None:
+        """Keep the failure on the account's sync health (the handler's own writes were rolled back)."""
+        account = session.get(ChannelAccount, self.account_id)
+        if account is not None:
+            record_health(session, account, error=str(self))
 
 
 def _deliver(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
@@ -457,7 +471,7 @@ def _deliver(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
         if exc.unknown:
             raise jobs.ExternalOutcomeUnknown(reason) from exc
         if exc.retryable and not last_attempt:
-            raise SendFailed(reason, retry_after=exc.retry_after) from exc
+            raise SendFailed(reason, account_id=account.id, retry_after=exc.retry_after) from exc
         set_status(session, message, "failed", error=reason)
         return {"failed": reason}
     message.external_id = result.external_id

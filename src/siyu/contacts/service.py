@@ -69,6 +69,7 @@ __all__ = [
     "add_identity",
     "add_note",
     "any_of",
+    "canonical_type",
     "contact_permission",
     "create_attribute_definition",
     "create_contact",

@@ -99,7 +99,11 @@ def _failed(
     c: jobs.Claimed, exc: Exception, *, sessions: SessionFactory, draw: Callable[[], float]
 ) -> str | None:
     with sessions() as session:
-        # A handler's exception may say how long its target wants us to wait (`retry_after` seconds).
+        # A handler's exception may say how long its target wants us to wait (`retry_after` seconds),
+        # and may keep a record of the failure (`on_retry(session)`, committed with the retry's schedule).
+        on_retry = getattr(exc, "on_retry", None)
+        if callable(on_retry):
+            on_retry(session)
         retry_after = getattr(exc, "retry_after", None)
         return jobs.mark_failed(session, c, _error_text(exc), draw=draw(),
                                 not_before=float(retry_after) if isinstance(retry_after, int | float) else None)
