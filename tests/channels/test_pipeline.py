@@ -190,3 +190,16 @@ def test_a_webhook_account_posts_signed_messages_to_a_local_endpoint(db, ws, run
     assert got[0][0]["idempotency_key"] == got[1][0]["idempotency_key"]
     sent = service.get_message(db, message.id)
     assert (sent.status, sent.external_id) == ("sent", "remote-1")
+
+
+def test_hooks_run_by_their_order_then_as_registered(db, account):
+    ran: list[str] = []
+    for name, order in (("answer", 100), ("thread", 10), ("later", 100)):
+        service.on_receive(f"test-{name}", order=order)(
+            lambda session, acc, item, received, name=name: ran.append(name))
+    try:
+        service.receive(db, account, joined())
+    finally:
+        for name in ("answer", "thread", "later"):
+            service.remove_receive_hook(f"test-{name}")
+    assert [n for n in ran if n in ("answer", "thread", "later")] == ["thread", "answer", "later"]

@@ -29,6 +29,7 @@ def test_the_oa_answers_a_keyword_with_a_passive_reply_and_records_the_hit(db, o
     got = service.receive(db, oa, text("请问价格多少", nickname="小红"))
 
     assert got.reply == {"type": "text", "text": "小红，价格见菜单"}
+    assert got.reply_origin == f"keyword:{r.id}"
     [hit] = keywords.list_hits(db, rule_id=r.id)[0]
     assert (hit.contact_id, hit.message_id, hit.keyword) == (got.contact_id, got.message_id, "价格")
     assert keywords.get_rule(db, r.id).hits == 1

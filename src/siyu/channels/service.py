@@ -195,19 +195,25 @@ class Received:
     message_id: int | None = None
     event_id: int | None = None
     reply: dict[str, Any] | None = None
+    # What chose the passive reply (`keyword:<rule id>`), kept as the archived reply's origin.
+    reply_origin: str | None = None
     urgent_jobs: list[int] = field(default_factory=list)
 
 
 # A receive hook sees every new item after it was stored; it may return a passive reply's content.
 ReceiveHook = Callable[[Session, ChannelAccount, Inbound, Received], "dict[str, Any] | None"]
-_hooks: dict[str, ReceiveHook] = {}
+_hooks: dict[str, tuple[int, ReceiveHook]] = {}
+_ordered: list[ReceiveHook] = []
 
 
-def on_receive(name: str) -> Callable[[ReceiveHook], ReceiveHook]:
-    """Register a hook run, in registration order, on every new inbound item (not on duplicates)."""
+def on_receive(name: str, *, order: int = 100) -> Callable[[ReceiveHook], ReceiveHook]:
+    """Register a hook run on every new inbound item (not on duplicates), lowest `order` first, then in
+    registration order. Hooks that keep state about the conversation (the archive's threads) run
+    before hooks that answer (welcome, keyword replies), so the answers join the thread."""
 
     def register(fn: ReceiveHook) -> ReceiveHook:
-        _hooks[name] = fn
+        _hooks[name] = (order, fn)
+        _sort_hooks()
         return fn
 
     return register
@@ -216,6 +222,11 @@ def on_receive(name: str) -> Callable[[ReceiveHook], ReceiveHook]:
 def remove_receive_hook(name: str) -> None:
     """Forget a hook (tests, plugins unloading)."""
     _hooks.pop(name, None)
+    _sort_hooks()
+
+
+def _sort_hooks() -> None:
+    _ordered[:] = [fn for _order, fn in sorted(_hooks.values(), key=lambda pair: pair[0])]
 
 
 def _key(*parts: Any) -> str:
@@ -296,7 +307,7 @@ def receive(session: Session, account: ChannelAccount, item: Inbound) -> Receive
                          occurred_at=item.occurred_at, idempotency_key=_key("cb", account.id, item.dedupe_key),
                          source="channels")
     received.event_id = event.id if event is not None else None
-    for hook in list(_hooks.values()):
+    for hook in list(_ordered):
         reply = hook(session, account, item, received)
         if reply is not None and received.reply is None:
             received.reply = reply
@@ -386,6 +397,26 @@ def queue_send(
     if urgent and received is not None and message.job_id is not None:
         received.urgent_jobs.append(message.job_id)
     session.flush()
+    return message
+
+
+def archive_sent(
+    session: Session, *, account: ChannelAccount, contact_id: int, address: str, content: Mapping[str, Any],
+    origin: str, idempotency_key: str, purpose: str = "service",
+) -> Message:
+    """Archive a message that leaves without the outbox (an OA passive reply goes out in the callback's
+    own response) as sent, recording `message.sent`; the same key returns the first row."""
+    existing = message_by_key(session, idempotency_key)
+    if existing is not None:
+        return existing
+    text = str(content.get("text") or content.get("title") or "")
+    message = Message(account_id=account.id, channel=account.kind, contact_id=contact_id, direction="out",
+                      msg_type=str(content.get("type", "text"))[:16], text=text, content=dict(content),
+                      address=address, origin=origin, purpose=purpose, status="queued",
+                      idempotency_key=idempotency_key, created_at=clock.now())
+    session.add(message)
+    session.flush()
+    set_status(session, message, "sent")
     return message
 
 

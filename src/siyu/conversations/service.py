@@ -51,7 +51,7 @@ def _assignee(session: Session, contact_id: int, staff_userid: str | None) -> in
     return contacts.get_contact(session, contact_id).owner_id
 
 
-@channels.on_receive("conversations")
+@channels.on_receive("conversations", order=10)
 def on_message(session: Session, account: ChannelAccount, item: Inbound, received: channels.Received) -> None:
     """Put an inbound message into its conversation, or take it as the rating of a closed one."""
     if received.message_id is None or received.contact_id is None:

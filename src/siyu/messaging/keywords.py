@@ -244,6 +244,7 @@ def answer(session: Session, account: ChannelAccount, item: Inbound,
     _record_hit(session, rule, account, keyword, received)
     content, problem = _content(session, rule, received.contact_id)
     if mode == "passive" and problem is None:
+        received.reply_origin = f"keyword:{rule.id}"
         return content
     key = reply_key("keyword", account.id, item.dedupe_key)
     channels.queue_send(session, account=account, contact_id=received.contact_id, content=content,

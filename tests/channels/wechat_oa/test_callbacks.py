@@ -72,7 +72,10 @@ def test_an_encrypted_follow_through_a_qr_code_makes_a_joined_contact_once(clien
 def test_a_text_message_is_archived_and_the_passive_reply_comes_back_encrypted(client, oa, sample_clock, db):
     @service.on_receive("test-oa-reply")
     def reply(session, account, item, received):
-        return {"type": "text", "text": "价格见 ]]> 菜单"} if item.kind == "text" else None
+        if item.kind != "text":
+            return None
+        received.reply_origin = "keyword:7"
+        return {"type": "text", "text": "价格见 ]]> 菜单"}
 
     try:
         body, query = signed(push_xml(MsgType="text", Content="价格", MsgId="6054768590064713728"),
@@ -93,8 +96,8 @@ def test_a_text_message_is_archived_and_the_passive_reply_comes_back_encrypted(c
     assert xml.parse(wxcrypto.decrypt(again["Encrypt"], fake_oa.AES_KEY, fake_oa.APP_ID).encode()) == inner
     db.expire_all()
     messages = db.execute(select(Message).order_by(Message.id)).scalars().all()
-    assert [(m.direction, m.text, m.status, m.external_id) for m in messages] == [
-        ("in", "价格", "received", "6054768590064713728"), ("out", "价格见 ]]> 菜单", "sent", None)]
+    assert [(m.direction, m.text, m.status, m.external_id, m.origin) for m in messages] == [
+        ("in", "价格", "received", "6054768590064713728", None), ("out", "价格见 ]]> 菜单", "sent", None, "keyword:7")]
 
 
 def test_a_plain_mode_push_with_a_link_reply_answers_news_xml(client, db, ws, sample_clock):

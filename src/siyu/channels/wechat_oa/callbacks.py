@@ -21,7 +21,6 @@ from siyu.channels.wechat_oa import inbound, xml
 from siyu.channels.wechat_oa.adapter import open_window
 from siyu.channels.wechat_oa.tasks import queue_profile
 from siyu.channels.wxcrypto import CryptoError, check_signature, decrypt, encrypt, signature
-from siyu.conversations.models import Message
 from siyu.core import clock
 from siyu.core.errors import SiyuError
 
@@ -127,7 +126,7 @@ def handle(session: Session, account: ChannelAccount, params: Mapping[str, str],
     if received.duplicate:
         # The platform retries when our answer took over 5 s: it gets the reply it missed, once more.
         prior = service.message_by_key(session, key)
-        if prior is not None and prior.origin == PASSIVE and prior.status == "sent":
+        if prior is not None and prior.status == "sent":
             _reply(account, fields, prior.content, encrypted, answer)
         return answer
     if item.event in inbound.WINDOW_EVENTS:
@@ -137,12 +136,14 @@ def handle(session: Session, account: ChannelAccount, params: Mapping[str, str],
     if received.reply is None or received.contact_id is None or account.status != "active":
         return answer  # a paused account stores what arrives and says nothing
     if _reply(account, fields, received.reply, encrypted, answer):
-        _archive(session, account, received.contact_id, item.sender, received.reply, key)
+        service.archive_sent(session, account=account, contact_id=received.contact_id, address=item.sender,
+                             content=received.reply, origin=received.reply_origin or PASSIVE, idempotency_key=key)
     else:
         # A passive reply can't carry it (a mini-program card): the person just wrote, so it goes out
         # as a customer-service message right after the commit instead.
         service.queue_send(session, account=account, contact_id=received.contact_id, content=received.reply,
-                           origin=PASSIVE, idempotency_key=key, urgent=True, received=received)
+                           origin=received.reply_origin or PASSIVE, idempotency_key=key, urgent=True,
+                           received=received)
     return answer
 
 
@@ -157,14 +158,3 @@ def _reply(account: ChannelAccount, fields: Mapping[str, str], content: Mapping[
     return True
 
 
-def _archive(session: Session, account: ChannelAccount, contact_id: int, address: str,
-             content: Mapping[str, Any], key: str) -> None:
-    """The passive reply in the archive, sent: it leaves with this response."""
-    text = str(content.get("text") or content.get("title") or "")
-    message = Message(account_id=account.id, channel=account.kind, contact_id=contact_id, direction="out",
-                      msg_type=str(content.get("type", "text"))[:16], text=text, content=dict(content),
-                      address=address, origin=PASSIVE, purpose="service", status="queued", idempotency_key=key,
-                      created_at=clock.now())
-    session.add(message)
-    session.flush()
-    service.set_status(session, message, "sent")
