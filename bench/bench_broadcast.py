@@ -1,7 +1,7 @@
 """A broadcast to the local test channel on PostgreSQL, caps and quiet hours on, against the adapter's raw
 send rate measured in the same run.
 
-    uv run python bench/bench_broadcast.py              # SCALE=small: 20,000 messages
+    uv run python bench/bench_broadcast.py              # SCALE=small: 2,000 messages
     SCALE=full uv run python bench/bench_broadcast.py   # 1,000,000 messages
 
 A fresh database of its own is migrated; contacts and their static segment are loaded with COPY. A
@@ -49,7 +49,7 @@ from siyu.messaging import broadcasts, caps
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = os.environ.get("SCALE", "small")
-MESSAGES = {"tiny": 2_000, "small": 20_000, "medium": 200_000, "full": 1_000_000}[SCALE]
+MESSAGES = {"small": 2_000, "medium": 20_000, "full": 1_000_000}[SCALE]
 RAW_SENDS = min(MESSAGES, 2_000)
 PG_ADMIN = os.environ.get("SIYU_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ACTOR = Actor.cli("bench")
