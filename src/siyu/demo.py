@@ -42,8 +42,11 @@ CHUNK_SIZE = 1_000
 # module's demo data; it runs in its own transaction with the session bound to the demo workspace.
 DEMO_EXTENSIONS: tuple[tuple[str, str], ...] = (
     ("siyu.contacts.demo", "add_demo_contacts"),
-    ("siyu.messaging.demo", "add_demo_messaging"),
+    # Sensitive-word rules before the demo conversations, which they check; the conversations before the
+    # welcome and keyword replies, so none of those fire while the history is written.
     ("siyu.conversations.demo", "add_demo_rules"),
+    ("siyu.channels.demo", "add_demo_channels"),
+    ("siyu.messaging.demo", "add_demo_messaging"),
 )
 
 DemoExtension = Callable[[Session, Workspace, random.Random, Progress], None]
@@ -285,7 +288,11 @@ def write_events(
 
 
 def extensions() -> list[DemoExtension]:
-    """The demo functions later modules registered in DEMO_EXTENSIONS."""
+    """The demo functions later modules registered in DEMO_EXTENSIONS, with every module's subscribers and
+    hooks registered as in a worker (demo messages are threaded and indexed like real ones)."""
+    from siyu.core.jobs import load_handler_modules
+
+    load_handler_modules()
     return [getattr(importlib.import_module(module), attr) for module, attr in DEMO_EXTENSIONS]
 
 

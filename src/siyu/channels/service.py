@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -246,6 +246,12 @@ def _first_time(session: Session, account: ChannelAccount, dedupe_key: str) -> b
     return session.execute(stmt.returning(CallbackReceipt.id)).first() is not None
 
 
+def address_count(session: Session, account: ChannelAccount) -> int:
+    """How many contacts have an address on the account (joined or left)."""
+    return int(session.execute(select(func.count()).select_from(AccountContact).where(
+        AccountContact.account_id == account.id)).scalar_one())
+
+
 def address_row(session: Session, account: ChannelAccount, address: str) -> AccountContact | None:
     """The contact's row on an account by their address there."""
     return session.execute(select(AccountContact).where(
@@ -402,7 +408,7 @@ def queue_send(
 
 def archive_sent(
     session: Session, *, account: ChannelAccount, contact_id: int, address: str, content: Mapping[str, Any],
-    origin: str, idempotency_key: str, purpose: str = "service",
+    origin: str, idempotency_key: str, purpose: str = "service", staff_id: int | None = None,
 ) -> Message:
     """Archive a message that leaves without the outbox (an OA passive reply goes out in the callback's
     own response) as sent, recording `message.sent`; the same key returns the first row."""
@@ -410,9 +416,9 @@ def archive_sent(
     if existing is not None:
         return existing
     text = str(content.get("text") or content.get("title") or "")
-    message = Message(account_id=account.id, channel=account.kind, contact_id=contact_id, direction="out",
-                      msg_type=str(content.get("type", "text"))[:16], text=text, content=dict(content),
-                      address=address, origin=origin, purpose=purpose, status="queued",
+    message = Message(account_id=account.id, channel=account.kind, contact_id=contact_id, staff_id=staff_id,
+                      direction="out", msg_type=str(content.get("type", "text"))[:16], text=text,
+                      content=dict(content), address=address, origin=origin, purpose=purpose, status="queued",
                       idempotency_key=idempotency_key, created_at=clock.now())
     session.add(message)
     session.flush()
