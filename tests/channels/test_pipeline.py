@@ -203,3 +203,19 @@ def test_hooks_run_by_their_order_then_as_registered(db, account):
         for name in ("answer", "thread", "later"):
             service.remove_receive_hook(f"test-{name}")
     assert [n for n in ran if n in ("answer", "thread", "later")] == ["thread", "answer", "later"]
+
+
+def test_run_async_works_where_a_loop_already_runs():
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    async def caller() -> int:
+        return service.run_async(answer())  # sync code called from async code, as under Playwright
+
+    assert service.run_async(answer()) == 42
+    with ThreadPoolExecutor(1) as pool:  # a thread of its own, whatever loop this one runs
+        assert pool.submit(asyncio.run, caller()).result() == 42

@@ -168,17 +168,34 @@ def record_health(session: Session, account: ChannelAccount, *, error: str | Non
 
 
 _LOOP = threading.local()
+_BACKGROUND: list[asyncio.AbstractEventLoop] = []
+_BACKGROUND_LOCK = threading.Lock()
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run an adapter coroutine from sync code (a worker thread) on this thread's own event loop.
 
-    One loop per thread lets adapters keep their HTTP connection pools between jobs.
+    One loop per thread lets adapters keep their HTTP connection pools between jobs. A thread that
+    already runs a loop (sync code called from async code, or under Playwright's sync API in tests)
+    can't run another: the coroutine then runs on one background thread's loop, and this thread waits.
     """
-    loop = getattr(_LOOP, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _LOOP.loop = asyncio.new_event_loop()
-    return loop.run_until_complete(coro)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = getattr(_LOOP, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = _LOOP.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(coro)
+    return asyncio.run_coroutine_threadsafe(coro, _background_loop()).result()
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    with _BACKGROUND_LOCK:
+        if not _BACKGROUND or _BACKGROUND[0].is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="siyu-adapters", daemon=True).start()
+            _BACKGROUND[:] = [loop]
+        return _BACKGROUND[0]
 
 
 # --- in ---------------------------------------------------------------------------------------------
