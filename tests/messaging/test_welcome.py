@@ -51,12 +51,14 @@ def test_wecom_sends_text_and_cards_in_one_message_with_the_welcome_code(db, ws,
     welcome.save_welcome(db, account, content={"text": "欢迎 {{ nickname }}", "attachments": [CARD]}, enabled=True,
                          actor=ACTOR)
 
-    got = service.receive(db, account, follow("wm-1", welcome_code="WELCOME-CODE", state="poster"))
+    got = service.receive(db, account, follow("wm-1", welcome_code="WELCOME-CODE", state="poster",
+                                              welcome_code_expires_at="2026-11-30T08:00:20+00:00"))
     without = service.receive(db, account, follow("wm-2", key="f2"))
 
     [message] = [m for m in outbound(db) if m.contact_id == got.contact_id]
     assert message.content == {"type": "text", "text": "欢迎 小明", "attachments": [{**CARD, "title": "小明的新人礼"}],
-                               "welcome_code": "WELCOME-CODE"}
+                               "welcome_code": "WELCOME-CODE",
+                               "welcome_code_expires_at": "2026-11-30T08:00:20+00:00"}
     assert got.urgent_jobs == [message.job_id]
     [skipped] = [m for m in outbound(db) if m.contact_id == without.contact_id]
     assert (skipped.status, skipped.error, without.urgent_jobs) == ("skipped", "no_welcome_code", [])

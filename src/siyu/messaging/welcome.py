@@ -129,7 +129,9 @@ def send_welcome(session: Session, account: ChannelAccount, item: Inbound, recei
     if account.kind == "wecom":
         if not code:
             return [queue(rendered, skip="no_welcome_code")]
-        return [queue({**rendered, "welcome_code": str(code)})]
+        expires = item.details.get("welcome_code_expires_at")
+        coded = {**rendered, "welcome_code": str(code), **({"welcome_code_expires_at": expires} if expires else {})}
+        return [queue(coded)]
     cards = [c for c in rendered.pop("attachments", []) if c.get("type") in CARD_TYPES]
     return [queue(rendered), *(queue(card, f":{i + 1}") for i, card in enumerate(cards))]
 
