@@ -107,6 +107,7 @@ def test_staff_see_their_own_conversations_and_no_rules(client, db, ws, make_use
     db.commit()
     assert sign_in(client, user.email).status_code == 303
     inbox = client.get("/console/inbox").text
+    assert 'href="/console/sensitive-words"' not in inbox  # the sidebar leaves out pages staff can't open
     hidden = next(c for c in service.list_conversations(db)[0] if c.contact_id == b.contact_id)
     assert f"/console/inbox/{hidden.id}\"" not in inbox
     assert client.get(f"/console/inbox/{hidden.id}").status_code == 404

@@ -18,6 +18,8 @@ class NavPage:
 
     path: str
     title: str
+    # Roles that may not open the page although they may read its module (the sidebar leaves it out).
+    hidden_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,9 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
         pages=(
             NavPage("/console/inbox", N_("Inbox")),
             NavPage("/console/archive", N_("Archive search")),
-            NavPage("/console/alerts", N_("Alerts")),
-            NavPage("/console/conversation-reports", N_("Reports")),
-            NavPage("/console/sensitive-words", N_("Sensitive words")),
+            NavPage("/console/alerts", N_("Alerts"), hidden_from=("staff",)),
+            NavPage("/console/conversation-reports", N_("Reports"), hidden_from=("staff",)),
+            NavPage("/console/sensitive-words", N_("Sensitive words"), hidden_from=("staff",)),
         ),
     ),
     ProductModule(
