@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from siyu.channels import ratelimit
 from siyu.contacts import resolver
 from siyu.core import events, worker
 from siyu.core.tenancy import bind_workspace
@@ -20,6 +21,16 @@ def _person_resolver() -> Iterator[None]:
     resolver.install()
     yield
     events.register_person_resolver(previous)
+
+
+@pytest.fixture(autouse=True)
+def limits() -> Iterator[ratelimit.LocalBackend]:
+    """Shared platform limits, counters and tokens of this test alone (a block one test provokes must not
+    stop the next)."""
+    backend = ratelimit.LocalBackend()
+    ratelimit.use(backend)
+    yield backend
+    ratelimit.use(None)
 
 
 @pytest.fixture

@@ -74,6 +74,13 @@ def test_limits_busy_and_server_errors_are_retryable(db, oa, fake, fault, code, 
         assert err.value.retry_after == after
     if fault == "frequency":
         assert 60 <= err.value.retry_after <= 24 * 3600  # until midnight in Beijing
+    if fault in ("frequency", "minute"):
+        # The quota is shared: every worker now waits without calling the platform again.
+        calls = len(server.calls(CUSTOM))
+        with pytest.raises(ChannelError) as held:
+            _send(oa, "again")
+        assert (held.value.code, held.value.retryable) == ("rate_limited", True)
+        assert len(server.calls(CUSTOM)) == calls
     assert server.sent == []
     assert db.execute(select(AccountContact.sent_since_inbound)).scalar_one() == 0
 

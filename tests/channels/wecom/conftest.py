@@ -7,7 +7,6 @@ from functools import partial
 
 import pytest
 
-from siyu.channels import ratelimit
 from siyu.channels import service as channels
 from siyu.channels.wecom import callbacks
 from siyu.core.audit import Actor
@@ -15,15 +14,6 @@ from tests.servers import serve
 from tests.servers.wecom import AES_KEY, CORP_ID, OPEN_KFID, SECRET, TOKEN, FakeWeCom
 
 ACTOR = Actor(type="user", id="1", label="tester@example.com", via="console")
-
-
-@pytest.fixture(autouse=True)
-def limits() -> Iterator[ratelimit.LocalBackend]:
-    """Counters and tokens of this test alone."""
-    backend = ratelimit.LocalBackend()
-    ratelimit.use(backend)
-    yield backend
-    ratelimit.use(None)
 
 
 @pytest.fixture

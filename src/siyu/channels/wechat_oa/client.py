@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from siyu.channels import ratelimit
 from siyu.channels.base import ChannelError
 from siyu.channels.models import ChannelAccount
 from siyu.channels.webhook import http_client
@@ -131,6 +132,10 @@ async def call(account: ChannelAccount, path: str, *, method: str = "POST", json
                params: Mapping[str, Any] | None = None, sends: bool = False) -> dict[str, Any]:
     """One API call with the account's token; its answer, or ChannelError. A refused token is replaced
     and the call tried once more."""
+    # A quota the platform says is used up (45009 until midnight, 45011 for a minute) stops every worker
+    # calling this API of this account, through the shared limits (Redis or the database), not only us.
+    limit_key = f"wechat_oa:{account.config.get('app_id', account.id)}:{path}"
+    await ratelimit.wait_turn(limit_key)
     token = await access_token(account)
     for attempt in (1, 2):
         query = {**(params or {}), "access_token": token}
@@ -141,7 +146,10 @@ async def call(account: ChannelAccount, path: str, *, method: str = "POST", json
         if errcode in TOKEN_ERRORS and attempt == 1:
             token = await access_token(account, refused=token)
             continue
-        raise error_for(errcode, str(answer.get("errmsg", "")))
+        error = error_for(errcode, str(answer.get("errmsg", "")))
+        if errcode in (45009, 45011) and error.retry_after:
+            ratelimit.block(limit_key, error.retry_after)
+        raise error
     raise AssertionError("unreachable")
 
 
