@@ -25,6 +25,12 @@ from siyu.channels.wxcrypto import CryptoError, aes_key
 from siyu.core import clock
 from siyu.core.errors import Invalid
 
+
+def N_(message: str) -> str:
+    """Mark a message for extraction; it is translated where it is shown."""
+    return message
+
+
 KIND = "wechat_oa"
 MODES = ("plain", "compatible", "safe")
 RULES = PlatformRules(
@@ -35,16 +41,12 @@ RULES = PlatformRules(
     max_text=2048,
     content_types=("text", "image", "link", "miniprogram", "template"),
     notes=(
-        "Customer-service messages: within 48 hours of the person's last message, at most 5.",
-        "Template messages: any time, to followers, with a template approved in the OA admin.",
-        "A passive reply answers a message in the callback itself, within 5 seconds.",
+        N_("Customer-service messages: within 48 hours of the person's last message, at most 5."),
+        N_("Template messages: any time, to followers, with a template approved in the OA admin."),
+        N_("A passive reply answers a message in the callback itself, within 5 seconds."),
     ),
 )
 _APP_ID = re.compile(r"^wx[0-9a-f]{16}$")
-
-
-def N_(message: str) -> str:
-    return message
 
 
 def _within_window(row: AccountContact | None, now: datetime) -> None:
