@@ -113,6 +113,7 @@ def keyword_list(console: ConsoleDep) -> Response:
         total=keywords.hit_total(db), accounts={a.id: a.name for a in channels.list_accounts(db)},
         rule_names={r.id: r.name for r in rules}, match_names=MATCH_NAMES, day_names=DAY_NAMES,
         summary=summary, editable=console.can("messaging", "write"),
+        template_names={t.id: t.name for t in message_templates.list_templates(db)},
     )
 
 
