@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from siyu.channels import service
 from siyu.channels.base import Inbound
 from siyu.channels.models import ChannelAccount
+from siyu.contacts import demo as demo_contacts
 from siyu.contacts import service as contacts
 from siyu.core import clock
 from siyu.core.audit import Actor
@@ -78,6 +79,8 @@ def add_demo_channels(session: Session, workspace: Workspace, rng: random.Random
             progress.advance(task)
     finally:
         clock.reset()
+    # The followers wrote recently: their stages (and the demo's stage tags) follow from it now.
+    demo_contacts.settle(session)
     # Paused: whatever the demo queues for it later (satisfaction surveys when the sweep closes these
     # conversations, welcomes) is archived as skipped instead of being sent to a platform that isn't there.
     service.update_account(session, account, status="paused", actor=ACTOR)
