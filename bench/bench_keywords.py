@@ -56,7 +56,7 @@ class StandIn:
     def validate_config(self, config: Any, secrets: Any) -> None:
         return None
 
-    async def test_connection(self, account: Any) -> str:
+    async def check_connection(self, account: Any) -> str:
         return "ok"
 
     async def send(self, account: Any, address: str, content: Any, *, idempotency_key: str) -> SendResult:

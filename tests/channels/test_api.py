@@ -195,7 +195,7 @@ def test_an_adapter_failing_unexpectedly_is_an_answer_not_a_crash(client, key, m
     async def broken(self, account):
         raise KeyError("url")
 
-    monkeypatch.setattr(webhook.WebhookAdapter, "test_connection", broken)
+    monkeypatch.setattr(webhook.WebhookAdapter, "check_connection", broken)
     account = _create(client, key).json()
 
     tested = client.post(f"/api/v1/channel-accounts/{account['id']}/test", headers=key)

@@ -225,7 +225,7 @@ def test_a_wrong_password_fails_the_message_and_test_connection_says_why(db, ws,
     assert failed.status == "failed"
     assert "username or password" in failed.error
     account.secrets = {**account.secrets, "password": "mail-pass"}
-    assert "NOOP with 250" in service.run_async(email_channel.ADAPTER.test_connection(account))
+    assert "NOOP with 250" in service.run_async(email_channel.ADAPTER.check_connection(account))
 
 
 def post_events(client, account_id: int, items, *, secret: str = EVENTS_SECRET, age: int = 0):

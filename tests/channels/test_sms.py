@@ -192,7 +192,7 @@ def test_bad_settings_are_refused_with_the_field(db, ws):
 def test_test_connection_makes_a_signed_call(db, ws, fake):
     _, url = fake
     account = make_account(db, url)
-    assert "RequestId" in service.run_async(sms_channel.ADAPTER.test_connection(account))
+    assert "RequestId" in service.run_async(sms_channel.ADAPTER.check_connection(account))
 
 
 @given(st.sampled_from(sorted(UNSUBSCRIBE_WORDS)), st.sampled_from(["", " ", "\n", "。", "!"]),

@@ -198,7 +198,7 @@ class FakeOA:
     def validate_config(self, config, secrets) -> None:
         return None
 
-    async def test_connection(self, account) -> str:
+    async def check_connection(self, account) -> str:
         return "ok"
 
     async def send(self, account, address, content, *, idempotency_key):

@@ -78,7 +78,10 @@ def test_patterns_that_could_backtrack_forever_are_refused(pattern):
     assert caught.value.code == "slow_pattern"
 
 
-@pytest.mark.parametrize("pattern", [r"^订单\s*\d{6,}$", "价格|多少钱", "^(优惠|折扣)券?$", "[a-z]+@[a-z]+",
-                                     r"\d{3}-\d{4}"])
-def test_ordinary_patterns_are_accepted(pattern):
-    matcher.check_pattern(pattern, field="keywords[0]")
+@pytest.mark.parametrize(("pattern", "said"), [
+    (r"^订单\s*\d{6,}$", "订单 123456"), ("价格|多少钱", "这个多少钱"), ("^(优惠|折扣)券?$", "折扣券"),
+    ("[a-z]+@[a-z]+", "mail me at a@b"), (r"\d{3}-\d{4}", "call 555-1234"),
+])
+def test_ordinary_patterns_are_accepted_and_match(pattern, said):
+    assert matcher.check_pattern(pattern, field="keywords[0]") is None  # no Invalid raised
+    assert matcher.keyword_in(Rule(1, "regex", (pattern,), 0), said) == pattern

@@ -165,7 +165,7 @@ def check_connection(session: Session, account: ChannelAccount) -> ConnectionChe
     """Make the adapter's one harmless real call now and record the account's health from it."""
     adapter = adapter_of(account.kind)
     try:
-        message = service.run_async(adapter.test_connection(account))
+        message = service.run_async(adapter.check_connection(account))
     except ChannelError as exc:
         outcome = ConnectionCheck(ok=False, message=f"{exc.code}: {exc}", checked_at=clock.now())
         service.record_health(session, account, error=outcome.message)

@@ -119,7 +119,7 @@ class Adapter(Protocol):
     def validate_config(self, config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:
         """Raise siyu.core.errors.Invalid (with the field) when an account's settings can't work."""
 
-    async def test_connection(self, account: ChannelAccount) -> str:
+    async def check_connection(self, account: ChannelAccount) -> str:
         """Make one harmless real call (fetch a token, SMTP NOOP); a short description, or ChannelError."""
 
     async def send(self, account: ChannelAccount, address: str, content: Mapping[str, Any], *,

@@ -113,7 +113,7 @@ class WeComArchiveAdapter:
         if not secrets.get("private_key"):
             raise Invalid("the RSA private key", field="secrets.private_key")
 
-    async def test_connection(self, account: ChannelAccount) -> str:
+    async def check_connection(self, account: ChannelAccount) -> str:
         def probe() -> str:
             sdk = load_sdk(sdk_path(account))
             with sdk.open(str(account.config["corp_id"]), str(account.secrets["secret"])) as handle:

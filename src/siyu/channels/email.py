@@ -232,7 +232,7 @@ class EmailAdapter:
         if secret and len(secret) < 16:
             raise Invalid("an events secret of at least 16 characters", field="secrets.webhook_secret")
 
-    async def test_connection(self, account: ChannelAccount) -> str:
+    async def check_connection(self, account: ChannelAccount) -> str:
         return await asyncio.to_thread(_check_connection, account)
 
     async def send(self, account: ChannelAccount, address: str, content: Mapping[str, Any], *,

@@ -155,7 +155,7 @@ class WebhookAdapter:
         if len(str(secrets.get("secret") or "")) < 16:
             raise Invalid("a signing secret of at least 16 characters", field="secrets.secret")
 
-    async def test_connection(self, account: ChannelAccount) -> str:
+    async def check_connection(self, account: ChannelAccount) -> str:
         payload = {"type": "ping", "account": account.name, "sent_at": clock.now().isoformat()}
         response = await post_signed(account.config["url"], account.secrets["secret"], payload,
                                      f"ping:{account.id}:{int(clock.now().timestamp())}")

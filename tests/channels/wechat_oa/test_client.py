@@ -158,7 +158,7 @@ def test_content_types_map_to_the_platforms_messages(db, oa, fake):
 def test_bad_credentials_and_errcodes_read_as_words(db, oa, fake):
     oa.secrets = {**oa.secrets, "app_secret": "wrong"}
     with pytest.raises(ChannelError) as err:
-        service.run_async(ADAPTER.test_connection(oa))
+        service.run_async(ADAPTER.check_connection(oa))
     assert (err.value.code, str(err.value)) == ("40125", "the AppSecret is invalid")
     assert client.error_for(40164, "invalid ip").args[0].startswith("this server's IP address")
     assert client.error_for(99999, "odd").args[0] == "odd (99999)"
@@ -193,7 +193,7 @@ def test_with_redis_the_token_is_shared_through_redis(db, oa, fake, monkeypatch)
 def test_a_connection_test_fetches_a_new_token_and_shares_it(db, oa, fake):
     server, _ = fake
     old = service.run_async(client.access_token(oa))
-    assert service.run_async(ADAPTER.test_connection(oa)) == "access token fetched"
+    assert service.run_async(ADAPTER.check_connection(oa)) == "access token fetched"
     new = db.execute(select(AccessToken.token)).scalar_one()
     assert new != old
     assert service.run_async(client.access_token(oa)) == new

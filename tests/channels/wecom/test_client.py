@@ -131,6 +131,6 @@ def test_the_concurrency_cap_refuses_a_sixth_holder_until_one_leaves(limits):
 def test_test_connection_fetches_a_token(db, account, kf_account, fake):
     from siyu.channels.base import adapter_for
 
-    assert run_async(adapter_for("wecom").test_connection(account)) == "access token fetched"
-    assert run_async(adapter_for("wecom_kf").test_connection(kf_account)) == "access token fetched"
+    assert run_async(adapter_for("wecom").check_connection(account)) == "access token fetched"
+    assert run_async(adapter_for("wecom_kf").check_connection(kf_account)) == "access token fetched"
     assert len(fake.calls(TOKEN)) == 1  # both accounts are the same app of the same corp: one shared token

@@ -85,7 +85,7 @@ class SmsAdapter:
         if len(str(secrets.get("push_token") or "")) < PUSH_TOKEN_MIN:
             raise Invalid(f"a push token of at least {PUSH_TOKEN_MIN} characters", field="secrets.push_token")
 
-    async def test_connection(self, account: ChannelAccount) -> str:
+    async def check_connection(self, account: ChannelAccount) -> str:
         return await provider_of(account).check()
 
     async def send(self, account: ChannelAccount, address: str, content: Mapping[str, Any], *,

@@ -149,7 +149,7 @@ class WechatOAAdapter:
             except CryptoError as exc:
                 raise Invalid(str(exc), field="secrets.encoding_aes_key") from exc
 
-    async def test_connection(self, account: ChannelAccount) -> str:
+    async def check_connection(self, account: ChannelAccount) -> str:
         await client.access_token(account, fetch_new=True)
         return "access token fetched"
 

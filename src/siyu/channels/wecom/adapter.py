@@ -128,7 +128,7 @@ class _WeComKind:
 
     accepts_idempotency_key = False
 
-    async def test_connection(self, account: ChannelAccount) -> str:
+    async def check_connection(self, account: ChannelAccount) -> str:
         await WeComClient.of(account.config, account.secrets).token()
         return "access token fetched"
 
