@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,25 @@ def db(connection: Connection) -> Iterator[Session]:
     session = _session(connection)
     yield session
     session.close()
+
+
+@pytest.fixture
+def scope(connection: Connection) -> Callable[[], AbstractContextManager[Session]]:
+    """The worker's unit of work inside the test's transaction: a session per job, committed to a savepoint."""
+
+    @contextmanager
+    def make() -> Iterator[Session]:
+        s = _session(connection)
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    return make
 
 
 @pytest.fixture(autouse=True)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from siyu.channels import ratelimit
@@ -39,24 +37,6 @@ def ws(db, make_workspace):
     bind_workspace(db, workspace.id)
     return workspace
 
-
-@pytest.fixture
-def scope(connection: Connection) -> Callable[[], Iterator[Session]]:
-    """The worker's unit of work, inside the test's transaction (a savepoint per job)."""
-
-    @contextmanager
-    def make() -> Iterator[Session]:
-        s = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
-
-    return make
 
 
 @pytest.fixture

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.contacts import segments
@@ -167,22 +165,6 @@ def test_a_staff_member_sees_only_their_own_contacts(db, ws, make_user):
 
 # --- the worker ------------------------------------------------------------------------------------
 
-
-@pytest.fixture
-def scope(connection: Connection):
-    @contextmanager
-    def make() -> Iterator[Session]:
-        s = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
-
-    return make
 
 
 def _run_due(scope: Any) -> int:

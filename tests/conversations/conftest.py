@@ -13,7 +13,7 @@ from siyu.channels import service as channels
 from siyu.channels.base import Inbound
 from siyu.channels.models import ChannelAccount
 from siyu.core.audit import Actor
-from tests.channels.conftest import _person_resolver, frozen_now, run_jobs, scope, ws  # noqa: F401
+from tests.channels.conftest import _person_resolver, frozen_now, run_jobs, ws  # noqa: F401
 from tests.channels.test_pipeline import account, adapter  # noqa: F401  (the recording adapter, an account)
 
 ACTOR = Actor(type="user", id="1", label="tester@example.com", via="console")

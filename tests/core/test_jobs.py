@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,24 +61,6 @@ def frozen() -> clock.FrozenClock:
     CALLS.clear()
     return c
 
-
-@pytest.fixture
-def scope(connection: Connection) -> Scope:
-    """What the worker uses as its unit of work, inside the test's transaction."""
-
-    @contextmanager
-    def make() -> Iterator[Session]:
-        s = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
-
-    return make
 
 
 @pytest.fixture

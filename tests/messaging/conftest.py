@@ -11,9 +11,9 @@ import pytest
 from siyu.channels import base, service
 from siyu.channels.base import Inbound, PlatformRules, SendResult
 from siyu.core.audit import Actor
-from tests.channels.conftest import _person_resolver, frozen_now, run_jobs, scope, ws
+from tests.channels.conftest import _person_resolver, frozen_now, run_jobs, ws
 
-__all__ = ["_person_resolver", "frozen_now", "run_jobs", "scope", "ws"]
+__all__ = ["_person_resolver", "frozen_now", "run_jobs", "ws"]
 ACTOR = Actor(type="user", id="1", label="tester@example.com", via="console")
 
 

@@ -14,7 +14,7 @@ from siyu.channels.base import ChannelError, PlatformRules, SendResult
 from siyu.contacts import segments
 from siyu.contacts import service as contacts
 from siyu.core.audit import Actor
-from tests.channels.conftest import _person_resolver, frozen_now, run_jobs, scope, ws  # noqa: F401
+from tests.channels.conftest import _person_resolver, frozen_now, run_jobs, ws  # noqa: F401
 
 ACTOR = Actor(type="user", id="1", label="marketer@example.com", via="console")
 
