@@ -16,15 +16,17 @@ PG_ADMIN = os.environ.get("SIYU_BENCH_PG_URL", "postgresql+psycopg://postgres@12
 
 
 @contextmanager
-def scratch_postgres(prefix: str) -> Iterator[str]:
-    """A new, migrated PostgreSQL database named `<prefix>_<random>`, dropped when the block ends."""
+def scratch_postgres(prefix: str = "siyu_bench", *, migrate: bool = True) -> Iterator[str]:
+    """A new PostgreSQL database named `<prefix>_<random>` (migrated unless `migrate=False`), dropped when
+    the block ends; yields its SQLAlchemy URL."""
     name = f"{prefix}_{secrets.token_hex(4)}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
     try:
-        upgrade(url)
+        if migrate:
+            upgrade(url)
         yield url
     finally:
         with admin.connect() as c:

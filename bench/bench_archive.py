@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import secrets
 import sqlite3
 import statistics
 import tempfile
@@ -32,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from bench_events import PG_ADMIN, ROOT, machine
+from _support import scratch_postgres
+from bench_events import ROOT, machine
 from faker import Faker
-from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
 from siyu.core.audit import Actor
@@ -230,13 +229,8 @@ def bench_sqlite() -> Result:
 
 
 def bench_postgres() -> Result:
-    name = f"siyu_bench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    dsn = url.replace("postgresql+psycopg://", "postgresql://")
-    try:
+    with scratch_postgres(migrate=False) as url:
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
         workspace_id = prepare(url)
         load_s = load_postgres(dsn, workspace_id, random.Random(5))
         with psycopg.connect(dsn) as conn:
@@ -248,10 +242,6 @@ def bench_postgres() -> Result:
 
             measured = measure(url, workspace_id, raw)
         return Result("PostgreSQL", MESSAGES, load_s, *measured)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 HISTORY = """

@@ -16,7 +16,6 @@ import http.client
 import json
 import os
 import platform
-import secrets
 import socket
 import sqlite3
 import subprocess
@@ -33,8 +32,8 @@ from typing import Any
 
 import psycopg
 import pydantic_core
+from _support import PG_ADMIN, scratch_postgres
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from siyu.core.audit import Actor
 from siyu.core.db import make_engine
@@ -48,7 +47,6 @@ BATCH = 1000
 # The shop's customers the events name: known contacts, as in a workspace past its first day (the
 # person resolver finds each by phone or id with one query per batch; new people would add contacts).
 PEOPLE = 10_000
-PG_ADMIN = os.environ.get("SIYU_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 COLUMNS = (
     "workspace_id",
     "type",
@@ -274,23 +272,8 @@ def bench_sqlite() -> Result:
             conn.close()
 
 
-@contextmanager
-def scratch_postgres() -> Iterator[str]:
-    """A new, empty PostgreSQL database for one run (its SQLAlchemy URL), dropped afterwards."""
-    name = f"siyu_bench_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def bench_postgres() -> Result:
-    with scratch_postgres() as sa_url:
+    with scratch_postgres(migrate=False) as sa_url:
         return _bench_postgres(sa_url)
 
 

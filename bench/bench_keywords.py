@@ -17,7 +17,6 @@ Writes docs/benchmarks_keywords.md.
 from __future__ import annotations
 
 import os
-import secrets
 import statistics
 import tempfile
 import time
@@ -27,8 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench_events import PG_ADMIN, ROOT, machine
-from sqlalchemy import create_engine, make_url, text
+from _support import scratch_postgres
+from bench_events import ROOT, machine
 from sqlalchemy.orm import Session
 
 from siyu.channels import base, service
@@ -72,18 +71,8 @@ def database(engine_name: str) -> Iterator[str]:
             upgrade(url)
             yield url
         return
-    name = f"siyu_bench_kw_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with scratch_postgres("siyu_bench_kw") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def seed(session: Session) -> tuple[int, int]:
@@ -122,11 +111,14 @@ def one(url_engine: Any, ws: int, account_id: int, n: int, side: str) -> float:
 
 @contextmanager
 def hooks_off() -> Iterator[None]:
-    saved = {name: service._hooks.pop(name) for name in ("welcome", "keywords")}
+    saved = {name: service._hooks[name] for name in ("welcome", "keywords")}
+    for name in saved:
+        service.remove_receive_hook(name)
     try:
         yield
     finally:
-        service._hooks.update(saved)
+        for name, (order, fn) in saved.items():
+            service.on_receive(name, order=order)(fn)
 
 
 @dataclass
@@ -203,6 +195,7 @@ def report(results: list[Result], micro: float) -> str:
 
 def main() -> None:
     resolver.install()
+    base.load_adapters()  # the real channels first, so none replaces the stand-in later
     base.register_adapter(StandIn())
     assert {"welcome", "keywords"} <= set(service._hooks), "the messaging hooks register on import"
     results = [run("sqlite"), run("postgresql")]
