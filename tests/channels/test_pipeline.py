@@ -219,3 +219,18 @@ def test_run_async_works_where_a_loop_already_runs():
     assert service.run_async(answer()) == 42
     with ThreadPoolExecutor(1) as pool:  # a thread of its own, whatever loop this one runs
         assert pool.submit(asyncio.run, caller()).result() == 42
+
+
+def test_health_records_a_success_once_a_minute_and_always_after_a_failure(db, account, frozen_now):
+    service.record_health(db, account)
+    first = account.last_ok_at
+    frozen_now.advance(seconds=30)
+    service.record_health(db, account)
+    assert account.last_ok_at == first  # a busy account doesn't rewrite its row on every send
+    service.record_health(db, account, error="45009: limit")
+    frozen_now.advance(seconds=1)
+    service.record_health(db, account)
+    assert account.last_ok_at > account.last_error_at  # recovered: shown at once
+    frozen_now.advance(seconds=61)
+    service.record_health(db, account)
+    assert account.last_ok_at == clock.now()

@@ -18,7 +18,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
@@ -159,12 +159,21 @@ def delete_account(session: Session, account: ChannelAccount, *, actor: Actor) -
     session.flush()
 
 
+# A success is written at most this often while nothing failed since: a broadcast's every send would
+# otherwise update (and lock) the account's row.
+HEALTH_RESOLUTION = timedelta(seconds=60)
+
+
 def record_health(session: Session, account: ChannelAccount, *, error: str | None = None) -> None:
     """Note that a call to the platform worked (error None) or failed, for the console's sync health."""
-    if error is None:
-        account.last_ok_at = clock.now()
-    else:
-        account.last_error_at, account.last_error = clock.now(), error[:2000]
+    now = clock.now()
+    if error is not None:
+        account.last_error_at, account.last_error = now, error[:2000]
+        return
+    ok, failed = account.last_ok_at, account.last_error_at
+    if ok is not None and (failed is None or failed < ok) and now - ok < HEALTH_RESOLUTION:
+        return
+    account.last_ok_at = now
 
 
 _LOOP = threading.local()
