@@ -287,3 +287,14 @@ def test_external_call_whose_result_was_not_recorded_is_unknown_not_repeated(db,
     monkeypatch.undo()
     batch(scope)
     assert sorted(CALLS) == ["c1", "i1", "i1"]
+
+
+def test_run_now_runs_the_named_jobs_at_once_due_or_not_and_leaves_others(db, scope, effects, frozen, make_workspace):
+    ws = make_workspace()
+    urgent = add(db, "unit.effect", "u1", workspace_id=ws.id, run_at=START + timedelta(hours=1))
+    other = add(db, "unit.effect", "o1", workspace_id=ws.id)
+
+    assert worker.run_now([urgent.id], sessions=scope) == ["done"]
+    assert worker.run_now([urgent.id], sessions=scope) == []  # already done: never twice
+    assert (state(db, urgent).status, state(db, other).status) == ("done", "pending")
+    assert effects() == [(urgent.id, ws.id)]
