@@ -9,7 +9,7 @@ MODEL_MODULES = (
     "siyu.core.models", "siyu.contacts.models", "siyu.channels.models", "siyu.channels.wechat_oa.models",
     "siyu.channels.chat_archive_models", "siyu.conversations.models", "siyu.messaging.models",
     "siyu.messaging.broadcast_models",
-    "siyu.channels.ratelimit", "siyu.channels.wecom.models",
+    "siyu.channels.ratelimit", "siyu.channels.wecom.models", "siyu.acquisition.models",
 )
 
 # Engine-specific objects made by migrations outside the models (full-text indexes), which autogenerate
