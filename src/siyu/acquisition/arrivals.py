@@ -124,8 +124,11 @@ def _touch(session: Session, code: ChannelCode, contact_id: int, staff_id: int |
 
 
 def _is_new(session: Session, contact_id: int) -> bool:
+    """Made by this arrival's callback: created just now, and never arrived through a code before."""
     contact = contact_service.get_contact(session, contact_id)
-    return contact.created_at >= clock.now() - timedelta(seconds=NEW_WINDOW_SECONDS)
+    if contact.created_at < clock.now() - timedelta(seconds=NEW_WINDOW_SECONDS):
+        return False
+    return session.execute(select(Arrival.id).where(Arrival.contact_id == contact_id).limit(1)).first() is None
 
 
 def _existing_tags(session: Session, tag_ids: list[int]) -> list[int]:
@@ -177,7 +180,9 @@ def record_arrival(
     note = {"paused": "code_paused", "expired": "code_expired"}.get(status)
     new_contact = contact_id is not None and _is_new(session, contact_id)
     staff_id, rotation_note = (None, None)
-    if contact_id is not None:
+    owner = contact_service.get_contact(session, contact_id).owner_id if contact_id is not None else None
+    # WeCom names the member the person added; elsewhere rotation chooses, only for whom it will own.
+    if contact_id is not None and (code.kind == "wecom" or new_contact or owner is None):
         staff_id, rotation_note = _owner(session, code, staff_userid, at_local)
     note = note or rotation_note
     arrival_id = _insert(session, {
@@ -188,7 +193,6 @@ def record_arrival(
         return Landed(arrival=None)
     if contact_id is not None:
         _touch(session, code, contact_id, staff_id, at)
-        owner = contact_service.get_contact(session, contact_id).owner_id
         if staff_id is not None and (new_contact or owner is None):
             # A staff member deactivated since: the contact keeps the default owner.
             with suppress(Invalid):
