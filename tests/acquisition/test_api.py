@@ -28,7 +28,8 @@ def test_sources_and_link_codes_through_the_api(db, ws, make_key, client):
         "target_url": "https://shop.example.com/june"})
     assert r.status_code == 201, r.text
     code = r.json()
-    assert code["qr_content"].endswith("/c/june-sms") and code["status"] == "active"
+    assert code["qr_content"].endswith("/c/june-sms")
+    assert code["status"] == "active"
 
     assert client.post(f"/api/v1/channel-codes/{code['id']}/pause", headers=h).json()["status"] == "paused"
     assert client.get(f"/c/{code['state']}", follow_redirects=False).status_code == 302
@@ -36,13 +37,16 @@ def test_sources_and_link_codes_through_the_api(db, ws, make_key, client):
     arrivals = client.get(f"/api/v1/channel-codes/{code['id']}/arrivals", headers=h).json()
     assert [a["note"] for a in arrivals["items"]] == ["code_paused"]
     daily = client.get(f"/api/v1/channel-codes/{code['id']}/daily?days=7", headers=h).json()
-    assert daily["scans"][-1] == 1 and len(daily["days"]) == 7
+    assert daily["scans"][-1] == 1
+    assert len(daily["days"]) == 7
 
     r = client.patch(f"/api/v1/channel-codes/{code['id']}", headers=h, json={"target_url": "https://shop.example.com/july"})
-    assert r.json()["target_url"] == "https://shop.example.com/july" and r.json()["state"] == "june-sms"
+    assert r.json()["target_url"] == "https://shop.example.com/july"
+    assert r.json()["state"] == "june-sms"
     # A source with codes is archived, not deleted.
     r = client.delete(f"/api/v1/sources/{source['id']}", headers=h)
-    assert r.status_code == 200 and r.json()["archived"] is True
+    assert r.status_code == 200
+    assert r.json()["archived"] is True
 
 
 def test_bad_input_is_refused_with_its_field_and_writes_nothing(db, ws, make_key, client):

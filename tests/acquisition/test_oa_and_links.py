@@ -33,7 +33,8 @@ def test_an_oa_code_is_a_permanent_scene_qr(oa_code, fake):  # noqa: F811
     body = running.calls("/cgi-bin/qrcode/create")[0][2]
     assert body["action_name"] == "QR_LIMIT_STR_SCENE"
     assert body["action_info"]["scene"]["scene_str"] == "store-poster"
-    assert oa_code.qr_content and oa_code.qr_content.startswith("http")
+    assert oa_code.qr_content
+    assert oa_code.qr_content.startswith("http")
 
 
 def test_a_follow_and_a_scan_through_the_scene_are_arrivals_and_rotation_picks_the_owner(
@@ -53,7 +54,8 @@ def test_a_follow_and_a_scan_through_the_scene_are_arrivals_and_rotation_picks_t
     assert [a.kind for a in rows] == ["add", "scan"]
     # The follow made the contact: the member rotation chose owns them; the scan of a known contact
     # chooses nobody and keeps the owner.
-    assert rows[0].staff_id in (staff[1].id, staff[2].id) and rows[1].staff_id is None
+    assert rows[0].staff_id in (staff[1].id, staff[2].id)
+    assert rows[1].staff_id is None
     assert contacts.get_contact(db, rows[0].contact_id).owner_id == rows[0].staff_id
 
 
@@ -64,7 +66,8 @@ def fake_oa_ts(c) -> int:
 def test_a_link_code_redirects_and_counts_clicks_even_when_paused(client, db, ws, source):
     code = service.create_code(db, name="SMS June", source_id=source.id, kind="link",
                                target_url="https://shop.example.com/june", actor=ACTOR)
-    assert code.qr_content.endswith(f"/c/{code.state}") and len(code.state) <= 30
+    assert code.qr_content.endswith(f"/c/{code.state}")
+    assert len(code.state) <= 30
     db.commit()
 
     first = client.get(f"/c/{code.state}", follow_redirects=False)
@@ -74,7 +77,8 @@ def test_a_link_code_redirects_and_counts_clicks_even_when_paused(client, db, ws
     unknown = client.get("/c/nope", follow_redirects=False)
 
     assert (first.status_code, first.headers["location"]) == (302, "https://shop.example.com/june")
-    assert second.status_code == 302 and unknown.status_code == 404
+    assert second.status_code == 302
+    assert unknown.status_code == 404
     db.expire_all()
     notes = [a.note for a in db.execute(select(Arrival).order_by(Arrival.id)).scalars()]
     assert notes == [None, "code_paused"]
@@ -90,7 +94,8 @@ def test_an_expired_code_is_flipped_by_the_job_and_its_arrivals_say_so(db, ws, s
     assert service.live_status(code) == "expired"
     service.record_arrival(db, code, kind="click", dedupe_key="k1", contact_id=None)
     assert db.execute(select(Arrival.note)).scalar_one() == "code_expired"
-    assert service.expire_due(db) == 0 and code.status == "expired"
+    assert service.expire_due(db) == 0
+    assert code.status == "expired"
 
 
 __all__ = ["fake_oa"]

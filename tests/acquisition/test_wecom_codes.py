@@ -68,7 +68,8 @@ def test_an_add_through_the_callback_lands_owned_tagged_and_welcomed_by_the_code
     assert [w["welcome_code"] for w in fake.welcomes] == ["WC-A"]
     assert fake.welcomes[0]["text"]["content"] == "Thanks for scanning the card!"
     event = db.execute(select(Event).where(Event.type == "acquisition.arrived")).scalar_one()
-    assert event.properties["code_id"] == code.id and event.properties["staff_id"] == staff[0].id
+    assert event.properties["code_id"] == code.id
+    assert event.properties["staff_id"] == staff[0].id
 
     # Zhang San reached his cap of 1: the member list becomes Li Si alone, once.
     run_jobs()
@@ -111,7 +112,8 @@ def test_members_wecom_refuses_are_dropped_and_shown_per_staff_member(db, accoun
 
     rows = {r.staff_id: r.platform_error for r in service.members_of(db, code)}
     assert rows[staff[1].id].startswith("84074")
-    assert rows[staff[0].id] is None and rows[staff[2].id] is None
+    assert rows[staff[0].id] is None
+    assert rows[staff[2].id] is None
     assert sorted(fake.contact_ways[code.config_id]["user"]) == ["wangwu", "zhangsan"]
     assert code.synced_userids == ["wangwu", "zhangsan"]
 
@@ -124,7 +126,8 @@ def test_a_single_member_not_verified_is_refused_with_the_reason(db, account, so
 
     with pytest.raises(Invalid) as refused:
         make_code(db, account, source, staff, members=[{"staff_id": staff[0].id}])
-    assert refused.value.field == "members" and "40098" in refused.value.message
+    assert refused.value.field == "members"
+    assert "40098" in refused.value.message
 
 
 def test_repointing_updates_the_same_contact_way(db, account, source, staff, fake):
@@ -134,5 +137,6 @@ def test_repointing_updates_the_same_contact_way(db, account, source, staff, fak
     service.update_code(db, code, changes={"members": [{"staff_id": staff[2].id}, {"staff_id": staff[1].id}]},
                         actor=ACTOR)
 
-    assert code.config_id == config_id and len(fake.contact_ways) == 1
+    assert code.config_id == config_id
+    assert len(fake.contact_ways) == 1
     assert sorted(fake.contact_ways[config_id]["user"]) == ["lisi", "wangwu"]

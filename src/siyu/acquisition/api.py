@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -21,8 +22,8 @@ Read = Annotated[Auth, Depends(api_auth("acquisition", "read"))]
 Write = Annotated[Auth, Depends(api_auth("acquisition", "write"))]
 SourceType = Literal["parcel_card", "store_poster", "phone_call", "sms", "ai_voice_call", "oa_article", "app",
                      "short_video", "live_stream", "staff_card", "event", "other"]
-TAG_SOURCES = ["sources"]
-TAG_CODES = ["channel codes"]
+TAG_SOURCES: list[str | Enum] = ["sources"]
+TAG_CODES: list[str | Enum] = ["channel codes"]
 
 
 # --- sources ----------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def day_counts(session: Session, code: ChannelCode, day: date) -> dict[int, int]
     rows = session.execute(select(Arrival.staff_id, func.count()).where(
         Arrival.code_id == code.id, Arrival.local_day == day, Arrival.staff_id.is_not(None),
     ).group_by(Arrival.staff_id)).all()
-    return {int(s): int(n) for s, n in rows}
+    return {int(s): int(n) for s, n in rows if s is not None}
 
 
 # --- the arrival ------------------------------------------------------------------------------------

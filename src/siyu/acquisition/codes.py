@@ -380,7 +380,7 @@ def _set_platform_errors(session: Session, code: ChannelCode, refused: Mapping[s
     ids = userids(session, [r.staff_id for r in rows])
     for row in rows:
         userid = ids.get(row.staff_id)
-        if userid in refused:
+        if userid is not None and userid in refused:
             row.platform_error = refused[userid][:500]
     session.flush()
 
