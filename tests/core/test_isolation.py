@@ -34,6 +34,7 @@ PARAMS = (
     "account_id", "template_id", "keyword_rule_id",
     "conversation_id", "sensitive_rule_id", "alert_id",
     "config_id",
+    "source_id", "code_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -72,6 +73,7 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db), **_seed_b_messaging(db)}
     ids.update(_seed_b_conversations(db, ids["contact_id"]))
+    ids.update(_seed_b_acquisition(db))
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id,
@@ -141,6 +143,18 @@ def _seed_b_messaging(db) -> dict[str, int]:
                                             "keywords": [B_MARK], "reply": {"text": B_MARK}}, actor=actor)
     db.commit()
     return {"account_id": account.id, "template_id": template.id, "keyword_rule_id": rule.id}
+def _seed_b_acquisition(db) -> dict[str, int]:
+    """A source of workspace B and a link code of it."""
+    from siyu.acquisition import service as acquisition
+
+    actor = Actor.cli(B_MARK)
+    source = acquisition.create_source(db, name=f"source {B_MARK}", type="other", currency="CNY", actor=actor)
+    code = acquisition.create_code(db, name=f"code {B_MARK}", source_id=source.id, kind="link",
+                                   target_url="https://b.example.com/", actor=actor)
+    db.commit()
+    return {"source_id": source.id, "code_id": code.id}
+
+
 def _seed_b_conversations(db, contact_id: int) -> dict[str, int]:
     """A conversation of workspace B with a message, a sensitive-word rule and its alert."""
     from siyu.conversations import sensitive
