@@ -174,28 +174,29 @@ always_on = st.lists(st.integers(1, 10), min_size=1, max_size=8).map(
 
 
 @example([Member(1, 16, position=1), Member(2, 4, position=2), Member(3, 2, position=3),
-          Member(4, 2, position=4), Member(5, 1, position=5)], 200)  # plain D'Hondt runs 2.2 ahead here
-@given(always_on, st.integers(1, 300))
-def test_weighted_shares_stay_within_one_of_their_target(members, adds):
+          Member(4, 2, position=4), Member(5, 1, position=5)], 200, 0)  # plain D'Hondt runs 2.2 ahead here
+@given(always_on, st.integers(1, 300), st.integers(0, 9))
+def test_weighted_shares_stay_within_one_of_their_target(members, adds, cursor):
     counts: Counter[int] = Counter()
     total = sum(m.weight for m in members)
     for n in range(1, adds + 1):
-        chosen, _ = choose("weighted", members, counts, MONDAY, cursor=0, draw=0.0)
+        chosen, cursor = choose("weighted", members, counts, MONDAY, cursor=cursor, draw=0.0)
         assert chosen is not None
         counts[chosen.staff_id] += 1
         for m in members:
             assert abs(counts[m.staff_id] - Fraction(n * m.weight, total)) < 1, (n, m, dict(counts))
 
 
-@example([Member(10 + i, w, position=i + 1) for i, w in enumerate((16, 4, 2, 2, 1))], {10: 2})  # D'Hondt: 10
-@given(always_on, st.dictionaries(st.integers(10, 17), st.integers(0, 50)))
-def test_weighted_picks_the_lowest_next_share_among_those_within_quota(members, counts):
-    chosen, _ = choose("weighted", members, counts, MONDAY, cursor=0, draw=0.0)
+@example([Member(10 + i, w, position=i + 1) for i, w in enumerate((16, 4, 2, 2, 1))], {10: 2}, 0)  # D'Hondt: 10
+@given(always_on, st.dictionaries(st.integers(10, 17), st.integers(0, 50)), st.integers(0, 9))
+def test_weighted_picks_the_lowest_next_share_among_those_within_quota(members, counts, cursor):
+    chosen, _ = choose("weighted", members, counts, MONDAY, cursor=cursor, draw=0.0)
     total, after = sum(m.weight for m in members), sum(counts.get(m.staff_id, 0) for m in members) + 1
 
     within = [m for m in members if Fraction(counts.get(m.staff_id, 0) + 1) <= -(-after * m.weight // total)]
     assert within, "someone is always within quota"
-    best = min(within, key=lambda m: (Fraction(counts.get(m.staff_id, 0) + 1, m.weight), m.position))
+    best = min(within, key=lambda m: (Fraction(counts.get(m.staff_id, 0) + 1, m.weight), m.position <= cursor,
+                                      m.position))
     assert chosen == best
 
 
@@ -221,6 +222,17 @@ def test_round_robin_continues_after_the_last_chosen_when_members_change(members
     after = sorted((m for m in kept if m.position > cursor), key=lambda m: m.position)
     assert chosen == (after[0] if after else min(kept, key=lambda m: m.position))
     assert new_cursor == chosen.position
+
+
+def test_weighted_ties_rotate_so_a_days_remainder_moves_round():
+    members = [Member(i, position=i) for i in range(1, 4)]
+    cursor, firsts = 0, []
+    for _day in range(3):  # one add a day: counts reset, only the cursor carries over
+        chosen, cursor = choose("weighted", members, {}, MONDAY, cursor=cursor, draw=0.0)
+        assert chosen is not None
+        firsts.append(chosen.staff_id)
+
+    assert firsts == [1, 2, 3]
 
 
 def test_round_robin_skips_whoever_is_full_and_keeps_the_order():

@@ -12,12 +12,13 @@ Strategies pick one of the eligible set:
   who comes next; positions must be distinct (number them 1, 2, … so a fresh cursor of 0 starts at the
   first member).
 - `random`: uniform over the eligible set, using a draw in [0, 1) the caller makes.
-- `weighted`: deterministic and smooth: the member with the lowest (count + 1) / weight (ties by
-  position) among those still within their upper quota, ceil((N + 1) × weight / W) over the eligible
-  set's N arrivals today and W total weight. That is Balinski and Young's quota method: when no cap
-  binds and everyone is on duty, after N adds each member's count stays strictly within 1 of
-  N × weight / W. Without the quota guard (plain D'Hondt, lowest (count + 1) / weight alone) a heavy
-  member can run more than 2 ahead of its share (weights 16, 4, 2, 2, 1).
+- `weighted`: deterministic and smooth: the member with the lowest (count + 1) / weight among those
+  still within their upper quota, ceil((N + 1) × weight / W) over the eligible set's N arrivals today
+  and W total weight; ties by position, starting after the cursor. That is Balinski and Young's quota
+  method: when no cap binds and everyone is on duty, after N adds each member's count stays strictly
+  within 1 of N × weight / W. Without the quota guard (plain D'Hondt, lowest (count + 1) / weight
+  alone) a heavy member can run more than 2 ahead of its share (weights 16, 4, 2, 2, 1). It balances
+  the day's counts: a member coming on duty mid-day takes most arrivals until level with the others.
 
 The caller passes the clock (`at_local`, the workspace's local time) and the draw; today's counts come
 from the code's arrivals on the workspace's local day, so caps reset at local midnight.
@@ -215,12 +216,14 @@ def _random(pool: list[Member], draw: float) -> Member:
     return pool[min(int(draw * len(pool)), len(pool) - 1)]
 
 
-def _weighted(pool: list[Member], counts: Mapping[int, int]) -> Member:
+def _weighted(pool: list[Member], counts: Mapping[int, int], cursor: int) -> Member:
     total_weight = sum(m.weight for m in pool)
     after = sum(counts.get(m.staff_id, 0) for m in pool) + 1
     best: Member | None = None
     best_count = 0
-    for member in pool:  # in position order, so a strict < keeps the first on ties
+    # Ties go by position starting after the last chosen (a strict < keeps the first), so a day's
+    # remainder does not fall to the same members every day.
+    for member in [m for m in pool if m.position > cursor] + [m for m in pool if m.position <= cursor]:
         count = counts.get(member.staff_id, 0)
         # upper quota: count + 1 <= ceil(after × weight / W). Someone always passes: a member with
         # count <= (after - 1) × weight / W exists, since the counts sum to after - 1.
@@ -247,7 +250,7 @@ def choose(strategy: str, members: Sequence[Member], counts: Mapping[int, int], 
     elif strategy == "random":
         chosen = _random(pool, draw)
     else:
-        chosen = _weighted(pool, counts)
+        chosen = _weighted(pool, counts, cursor)
     return chosen, chosen.position
 
 
