@@ -31,6 +31,7 @@ from siyu.channels.base import ChannelError, adapter_for
 from siyu.channels.models import ChannelAccount
 from siyu.channels.wecom.callbacks import ChatChange, register_chat_handler
 from siyu.contacts import service as contacts
+from siyu.contacts.identities import canonical_type
 from siyu.core import audit, clock, jobs, workspaces
 from siyu.core.audit import Actor
 from siyu.core.events import record_event
@@ -156,8 +157,8 @@ def _props(group: CustomerGroup, **extra: Any) -> dict[str, Any]:
 
 
 def _count(session: Session, group: CustomerGroup) -> None:
-    counts = dict(session.execute(select(GroupMember.type, func.count()).where(
-        GroupMember.group_id == group.id, GroupMember.left_at.is_(None)).group_by(GroupMember.type)).tuples().all())
+    counts = {int(kind): int(n) for kind, n in session.execute(select(GroupMember.type, func.count()).where(
+        GroupMember.group_id == group.id, GroupMember.left_at.is_(None)).group_by(GroupMember.type))}
     group.member_count, group.external_count = sum(counts.values()), counts.get(EXTERNAL, 0)
 
 
@@ -233,7 +234,7 @@ register_chat_handler(HANDLER, on_chat_change)
 
 def _contacts_of(session: Session, account: ChannelAccount, members: Sequence[dict[str, Any]]) -> dict[str, int]:
     adapter = adapter_for(account.kind)
-    kind = adapter.rules.identity_type if adapter is not None else "external_userid"
+    kind = canonical_type(adapter.rules.identity_type if adapter is not None else "external_userid")
     pairs = [(kind, str(m["userid"])) for m in members if m.get("type") == EXTERNAL and m.get("userid")]
     pairs += [("unionid", str(m["unionid"])) for m in members if m.get("type") == EXTERNAL and m.get("unionid")]
     found = contacts.lookup_identities(session, pairs)
