@@ -155,39 +155,39 @@ def create_code(body: GroupCodeIn, auth: Write, session: SessionDep) -> GroupCod
     return _code_out(session, group_codes.create_group_code(session, actor=auth.actor, **values))
 
 
-@router.get("/group-codes/{code_id}", tags=TAGS)
-def read_code(code_id: int, auth: Read, session: SessionDep) -> GroupCodeOut:
+@router.get("/group-codes/{group_code_id}", tags=TAGS)
+def read_code(group_code_id: int, auth: Read, session: SessionDep) -> GroupCodeOut:
     """One group code with its groups and totals."""
-    return _code_out(session, group_codes.get_group_code(session, code_id))
+    return _code_out(session, group_codes.get_group_code(session, group_code_id))
 
 
-@router.patch("/group-codes/{code_id}", tags=TAGS)
-def update_code(code_id: int, body: GroupCodeUpdate, auth: Write, session: SessionDep) -> GroupCodeOut:
+@router.patch("/group-codes/{group_code_id}", tags=TAGS)
+def update_code(group_code_id: int, body: GroupCodeUpdate, auth: Write, session: SessionDep) -> GroupCodeOut:
     """Change a code's name, groups, source, auto-creation, welcome or end (its QR code stays)."""
-    code = group_codes.get_group_code(session, code_id)
+    code = group_codes.get_group_code(session, group_code_id)
     changes = body.model_dump(exclude_unset=True)
     if "welcome" in changes:
         changes["welcome"] = body.welcome.model_dump(exclude_none=True) if body.welcome else {}
     return _code_out(session, group_codes.update_group_code(session, code, changes=changes, actor=auth.actor))
 
 
-@router.post("/group-codes/{code_id}/status", tags=TAGS)
-def set_status(code_id: int, body: StatusIn, auth: Write, session: SessionDep) -> GroupCodeOut:
+@router.post("/group-codes/{group_code_id}/status", tags=TAGS)
+def set_status(group_code_id: int, body: StatusIn, auth: Write, session: SessionDep) -> GroupCodeOut:
     """Pause, resume or expire a code."""
-    code = group_codes.get_group_code(session, code_id)
+    code = group_codes.get_group_code(session, group_code_id)
     return _code_out(session, group_codes.set_status(session, code, body.status, actor=auth.actor))
 
 
-@router.get("/group-codes/{code_id}/series", tags=TAGS)
-def code_series(code_id: int, auth: Read, session: SessionDep,
+@router.get("/group-codes/{group_code_id}/series", tags=TAGS)
+def code_series(group_code_id: int, auth: Read, session: SessionDep,
                 days: Annotated[int, Query(ge=1, le=366)] = 30) -> SeriesOut:
     """Customers the code brought each day, those of them who left, and its groups' size per day."""
-    code = group_codes.get_group_code(session, code_id)
+    code = group_codes.get_group_code(session, group_code_id)
     return SeriesOut(**groups.daily_series(session, code_id=code.id, days=days))
 
 
-@router.delete("/group-codes/{code_id}", status_code=204, tags=TAGS)
-def delete_code(code_id: int, auth: Write, session: SessionDep) -> Response:
+@router.delete("/group-codes/{group_code_id}", status_code=204, tags=TAGS)
+def delete_code(group_code_id: int, auth: Write, session: SessionDep) -> Response:
     """Delete a code and its WeCom join way (the printed QR stops working)."""
-    group_codes.delete_group_code(session, group_codes.get_group_code(session, code_id), actor=auth.actor)
+    group_codes.delete_group_code(session, group_codes.get_group_code(session, group_code_id), actor=auth.actor)
     return Response(status_code=204)
