@@ -11,7 +11,7 @@ from siyu.acquisition.group_models import CustomerGroup
 from siyu.channels.wecom.service import PlatformRefused
 from siyu.core.audit import Actor
 from siyu.core.errors import Conflict, Invalid, NotFound
-from siyu.core.models import AuditEntry, Job
+from siyu.core.models import AuditEntry
 from siyu.core.tenancy import bind_workspace
 
 ACTOR = Actor(type="user", id="1", label="ops@example.com", via="console")
@@ -45,7 +45,8 @@ def test_a_code_is_a_join_way_of_its_groups_with_its_qr_and_welcome_template(db,
     assert way["chat_id_list"] == ["wrChat000", "wrChat001"]
     assert (way["scene"], way["state"], way["auto_create_room"], way["room_base_name"], way["room_base_id"]) == (
         2, "live-0601", 1, "直播福利群", 3)
-    assert code.qr_url == way["qr_code"] and code.qr_url.startswith("https://")
+    assert code.qr_url == way["qr_code"]
+    assert code.qr_url.startswith("https://")
     assert fake.group_welcome_templates[code.welcome_template_id]["text"]["content"].startswith("欢迎加入")
     assert [g.chat_id for _, g in group_codes.code_groups(db, code)] == ["wrChat000", "wrChat001"]
     assert db.execute(select(AuditEntry.action).where(AuditEntry.entity_type == "group_code")).scalars().all() == [
@@ -139,5 +140,5 @@ def test_another_workspace_cannot_see_or_use_these_groups_and_codes(db, account,
     with pytest.raises(NotFound):
         group_codes.create_group_code(db, name="x", account_id=account.id, state="y", group_ids=[chats[0].id],
                                       actor=ACTOR)
-    assert group_codes.list_group_codes(db) == [] and groups.list_groups(db) == []
-    assert db.execute(select(Job).where(Job.kind == groups.SYNC)).first() is None
+    assert group_codes.list_group_codes(db) == []
+    assert groups.list_groups(db) == []

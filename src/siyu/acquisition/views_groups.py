@@ -116,7 +116,8 @@ def code_detail(group_code_id: int, console: ConsoleDep) -> Response:
     series = groups.daily_series(db, code_id=code.id, days=30)
     account = channels.get_account(db, code.account_id) if code.account_id else None
     return console.page(
-        "acquisition/group_code_detail.html", code=code, account=account, code_status=group_codes.effective_status(code),
+        "acquisition/group_code_detail.html", code=code, account=account,
+        code_status=group_codes.effective_status(code),
         status_names=STATUS_NAMES, listed=group_codes.code_groups(db, code), totals=groups.code_totals(db, code.id),
         series=series, full_at=group_codes.FULL_AT, editable=console.can("acquisition", "write"),
         charts=[("joins", N_("Customers who joined per day")), ("leaves", N_("Customers who left per day")),
