@@ -38,6 +38,7 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.conversations.api", "router"),
     ("siyu.channels.wecom.api", "router"),
     ("siyu.acquisition.api", "router"),
+    ("siyu.acquisition.api_groups", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
@@ -60,6 +61,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.conversations.views", "router"),
     ("siyu.channels.wecom.callbacks", "router"),
     ("siyu.acquisition.links", "router"),
+    ("siyu.acquisition.views_groups", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).

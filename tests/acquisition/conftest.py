@@ -1,23 +1,17 @@
-"""Fixtures of the acquisition tests: a bound workspace, staff with WeCom userids, the local WeCom and
-Official Account servers with accounts pointing at them."""
+"""Fixtures of the acquisition tests: those of the channels tests (a bound workspace, running jobs, shared
+limits of the test's own) and of the WeCom tests (the local WeCom server, an account pointing at it),
+fixed rotation draws, staff with WeCom userids and a source."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
 
 import pytest
 
 from siyu.acquisition import arrivals, service
-from siyu.channels import service as channels
-from siyu.channels.wecom import callbacks
 from siyu.contacts import staff as staff_service
-from siyu.core.audit import Actor
 from tests.channels.conftest import _person_resolver, frozen_now, limits, run_jobs, ws  # noqa: F401
-from tests.servers import serve
-from tests.servers.wecom import AES_KEY, CORP_ID, SECRET, TOKEN, FakeWeCom
-
-ACTOR = Actor(type="user", id="1", label="tester@example.com", via="console")
+from tests.channels.wecom.conftest import ACTOR, account, fake, hooks_app, wecom_url  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -25,31 +19,6 @@ def _draws() -> Iterator[None]:
     arrivals.set_draw(lambda: 0.0)
     yield
     arrivals.set_draw(None)
-
-
-@pytest.fixture
-def fake() -> FakeWeCom:
-    return FakeWeCom()
-
-
-@pytest.fixture
-def wecom_url(fake: FakeWeCom) -> Iterator[str]:
-    with serve(fake.app()) as base:
-        yield base
-
-
-@pytest.fixture
-def account(db, ws, wecom_url):  # noqa: F811
-    return channels.create_account(
-        db, kind="wecom", name="Shop WeCom", actor=ACTOR,
-        config={"corp_id": CORP_ID, "api_base": wecom_url, "agent_id": "1000002"},
-        secrets={"secret": SECRET, "token": TOKEN, "encoding_aes_key": AES_KEY})
-
-
-@pytest.fixture
-def hooks_app(app, scope):
-    app.dependency_overrides[callbacks.urgent_runner] = lambda: partial(callbacks.run_urgent, sessions=scope)
-    return app
 
 
 @pytest.fixture

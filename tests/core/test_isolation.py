@@ -35,6 +35,7 @@ PARAMS = (
     "conversation_id", "sensitive_rule_id", "alert_id",
     "config_id",
     "source_id", "code_id",
+    "group_id", "group_code_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -74,6 +75,7 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
            "segment_id": segment.id, **_seed_b_contacts(db), **_seed_b_messaging(db)}
     ids.update(_seed_b_conversations(db, ids["contact_id"]))
     ids.update(_seed_b_acquisition(db))
+    ids.update(_seed_b_groups(db, account.id))
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id,
@@ -81,6 +83,19 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
                 # A WeCom contact way lives at WeCom: B's account id is refused before any id is used.
                 "config_id": "cfgbworkspace"})
     return b, ids, b_key_secret
+
+
+def _seed_b_groups(db, account_id: int) -> dict[str, int]:
+    """A customer group of workspace B and a group code listing it."""
+    from siyu.acquisition.group_models import CustomerGroup, GroupCode, GroupCodeChat
+
+    group = CustomerGroup(account_id=account_id, chat_id=f"wr{B_MARK}", name=f"group {B_MARK}", status="active")
+    code = GroupCode(name=f"code {B_MARK}", account_id=account_id, state="bstate", config_id="jwbworkspace")
+    db.add_all([group, code])
+    db.flush()
+    db.add(GroupCodeChat(code_id=code.id, group_id=group.id, chat_id=group.chat_id))
+    db.commit()
+    return {"group_id": group.id, "group_code_id": code.id}
 
 
 def _seed_b_broadcast(db, segment_id: int) -> int:

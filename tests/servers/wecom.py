@@ -64,6 +64,9 @@ class FakeWeCom:
     unverified: set[str] = field(default_factory=set)
     no_permission: set[str] = field(default_factory=set)
     seen_users: set[str] = field(default_factory=set)
+    group_chats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    join_ways: dict[str, dict[str, Any]] = field(default_factory=dict)
+    group_welcome_templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     mark_tag_running: int = 0
     mark_tag_most: int = 0
 
@@ -87,6 +90,30 @@ class FakeWeCom:
                    **fields}
         self.kf_messages.append(message)
         return msgid
+
+    def add_group(self, chat_id: str, *, owner: str = "zhangsan", name: str = "", notice: str = "") -> dict[str, Any]:
+        """A customer group owned by a member (the owner is its first member)."""
+        chat = {"chat_id": chat_id, "name": name, "owner": owner, "create_time": int(time.time()), "notice": notice,
+                "member_list": [], "admin_list": []}
+        self.group_chats[chat_id] = chat
+        self.join_group(chat_id, owner, member_type=1, join_scene=1)
+        return chat
+
+    def join_group(self, chat_id: str, userid: str, *, member_type: int = 2, join_scene: int = 3, state: str = "",
+                   unionid: str = "", join_time: int | None = None) -> None:
+        """A member joins a group as WeCom would list them in groupchat/get."""
+        member: dict[str, Any] = {"userid": userid, "type": member_type, "join_time": join_time or int(time.time()),
+                                  "join_scene": join_scene, "invitor": {"userid": self.group_chats[chat_id]["owner"]},
+                                  "group_nickname": "", "name": userid}
+        if state:
+            member["state"] = state
+        if unionid:
+            member["unionid"] = unionid
+        self.group_chats[chat_id]["member_list"].append(member)
+
+    def leave_group(self, chat_id: str, userid: str) -> None:
+        chat = self.group_chats[chat_id]
+        chat["member_list"] = [m for m in chat["member_list"] if m["userid"] != userid]
 
     def new_kf_sync_token(self) -> str:
         token = f"ENC{secrets.token_hex(12)}"
@@ -242,6 +269,95 @@ class FakeWeCom:
         self.mass_messages.append(body)
         return ok(fail_list=unknown, msgid=f"msg{secrets.token_hex(10)}")
 
+    # Customer groups: 「加入群聊」 join ways (1 to 5 groups each, state at most 30 characters, a group
+    # name prefix at most 40), groupchat list/get, group welcome templates.
+    def _join_way_refusal(self, body: dict[str, Any]) -> Response | None:
+        if body.get("scene") not in (1, 2):
+            return err(40058, "invalid scene")
+        chats = body.get("chat_id_list")
+        if not isinstance(chats, list) or not chats:
+            return err(41063, "missing chat_id_list")
+        if len(chats) > 5:
+            return err(40058, "chat_id_list exceed max size 5")
+        if any(c not in self.group_chats for c in chats):
+            return err(40050, "chatid not exist")
+        if len(str(body.get("state") or "")) > 30:
+            return err(40058, "state exceed max length")
+        if len(str(body.get("room_base_name") or "")) > 40:
+            return err(40058, "room_base_name exceed max length")
+        return None
+
+    async def _externalcontact__groupchat__add_join_way(self, body: dict[str, Any], _p: dict[str, str]) -> Response:
+        refused = self._join_way_refusal(body)
+        if refused is not None:
+            return refused
+        config_id = f"jw{secrets.token_hex(12)}"
+        qr = f"https://wework.qpic.cn/wwpic/join_{config_id}/0" if body["scene"] == 2 else ""
+        self.join_ways[config_id] = {"auto_create_room": 1, **body, "config_id": config_id, "qr_code": qr}
+        return ok(config_id=config_id)
+
+    async def _externalcontact__groupchat__get_join_way(self, body: dict[str, Any], _p: dict[str, str]) -> Response:
+        way = self.join_ways.get(str(body.get("config_id") or ""))
+        return ok(join_way=way) if way else err(40058, "invalid config_id")
+
+    async def _externalcontact__groupchat__update_join_way(self, body: dict[str, Any],
+                                                           _p: dict[str, str]) -> Response:
+        way = self.join_ways.get(str(body.get("config_id") or ""))
+        if way is None:
+            return err(40058, "invalid config_id")
+        refused = self._join_way_refusal(body)
+        if refused is not None:
+            return refused
+        way.update({k: v for k, v in body.items() if k != "config_id"})
+        return ok()
+
+    async def _externalcontact__groupchat__del_join_way(self, body: dict[str, Any], _p: dict[str, str]) -> Response:
+        return ok() if self.join_ways.pop(str(body.get("config_id") or ""), None) else err(40058, "invalid config_id")
+
+    async def _externalcontact__groupchat__list(self, body: dict[str, Any], _p: dict[str, str]) -> Response:
+        limit = int(body.get("limit") or 0)
+        if not 1 <= limit <= 1000:
+            return err(40058, "limit should be 1 to 1000")
+        start = int(body.get("cursor") or 0)
+        ids = sorted(self.group_chats)[start:start + limit]
+        more = start + len(ids) < len(self.group_chats)
+        return ok(group_chat_list=[{"chat_id": c, "status": 0} for c in ids],
+                  next_cursor=str(start + len(ids)) if more else "")
+
+    async def _externalcontact__groupchat__get(self, body: dict[str, Any], _p: dict[str, str]) -> Response:
+        chat = self.group_chats.get(str(body.get("chat_id") or ""))
+        if chat is None:
+            return err(40050, "chatid not exist")
+        members = [dict(m) for m in chat["member_list"]]
+        if not body.get("need_name"):
+            for m in members:
+                m.pop("name", None)
+        return ok(group_chat={**chat, "member_list": members, "member_version": secrets.token_hex(16)})
+
+    async def _externalcontact__group_welcome_template__add(self, body: dict[str, Any],
+                                                            _p: dict[str, str]) -> Response:
+        text = (body.get("text") or {}).get("content", "")
+        if not text and not any(body.get(k) for k in ("image", "link", "miniprogram", "file", "video")):
+            return err(41048, "missing welcome content")
+        if len(text.encode()) > 4000:
+            return err(40058, "text content exceed max length")
+        template_id = f"msg{secrets.token_hex(12)}"
+        self.group_welcome_templates[template_id] = dict(body)
+        return ok(template_id=template_id)
+
+    async def _externalcontact__group_welcome_template__edit(self, body: dict[str, Any],
+                                                             _p: dict[str, str]) -> Response:
+        template = self.group_welcome_templates.get(str(body.get("template_id") or ""))
+        if template is None:
+            return err(40058, "invalid template_id")
+        template.update({k: v for k, v in body.items() if k != "template_id"})
+        return ok()
+
+    async def _externalcontact__group_welcome_template__del(self, body: dict[str, Any],
+                                                            _p: dict[str, str]) -> Response:
+        found = self.group_welcome_templates.pop(str(body.get("template_id") or ""), None)
+        return ok() if found else err(40058, "invalid template_id")
+
     async def _kf__sync_msg(self, body: dict[str, Any], _p: dict[str, str]) -> Response:
         if body.get("token") and body["token"] not in self.kf_sync_tokens:
             return err(95007, "invalid msg token")
@@ -300,3 +416,24 @@ def send_add(url: str, external_userid: str, **kwargs: Any) -> httpx.Response:
     crypto = {k: kwargs.pop(k) for k in ("token", "aes_key", "timestamp", "nonce") if k in kwargs}
     corp_id = kwargs.get("corp_id", CORP_ID)
     return deliver_callback(url, add_external_contact_xml(external_userid, **kwargs), corp_id=corp_id, **crypto)
+
+
+def change_external_chat_xml(chat_id: str, *, change_type: str = "update", update_detail: str = "",
+                             members: tuple[str, ...] = (), join_scene: int | None = None,
+                             quit_scene: int | None = None, create_time: int | None = None,
+                             corp_id: str = CORP_ID) -> str:
+    """The decrypted XML of a `change_external_chat` event (a customer group created, changed, dismissed)."""
+    extra = f"<UpdateDetail><![CDATA[{update_detail}]]></UpdateDetail>" if update_detail else ""
+    if join_scene is not None:
+        extra += f"<JoinScene>{join_scene}</JoinScene>"
+    if quit_scene is not None:
+        extra += f"<QuitScene>{quit_scene}</QuitScene>"
+    if members:
+        extra += f"<MemChangeCnt>{len(members)}</MemChangeCnt><MemChangeList>"
+        extra += "".join(f"<Item><![CDATA[{m}]]></Item>" for m in members) + "</MemChangeList>"
+        extra += f"<LastMemVer><![CDATA[{secrets.token_hex(16)}]]></LastMemVer>"
+        extra += f"<CurMemVer><![CDATA[{secrets.token_hex(16)}]]></CurMemVer>"
+    return (f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+            f"<CreateTime>{create_time or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[change_external_chat]]></Event><ChatId><![CDATA[{chat_id}]]></ChatId>"
+            f"<ChangeType><![CDATA[{change_type}]]></ChangeType>{extra}</xml>")

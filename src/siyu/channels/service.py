@@ -272,6 +272,12 @@ def _first_time(session: Session, account: ChannelAccount, dedupe_key: str) -> b
     return session.execute(stmt.returning(CallbackReceipt.id)).first() is not None
 
 
+def first_receipt(session: Session, account: ChannelAccount, dedupe_key: str) -> bool:
+    """Note a callback item that does not go through `receive` (a WeCom group event); False when the
+    account already had it."""
+    return _first_time(session, account, dedupe_key)
+
+
 def address_count(session: Session, account: ChannelAccount) -> int:
     """How many contacts have an address on the account (joined or left)."""
     return int(session.execute(select(func.count()).select_from(AccountContact).where(

@@ -53,6 +53,10 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             "with staff rotation, spend and the cost of each new contact."
         ),
         N_("Create a channel code for your first source and print its QR code."),
+        pages=(
+            NavPage("/console/group-codes", N_("Group codes")),
+            NavPage("/console/customer-groups", N_("Customer groups")),
+        ),
     ),
     ProductModule(
         "contacts",

@@ -6,13 +6,19 @@ signature must match, the XML (outer and decrypted) is parsed with DTDs and enti
 goes through `channels.service.receive` in the request's transaction; the answer "success" follows the
 commit; then the urgent jobs the hooks queued (a welcome message: its code lives 20 s) run at once in
 a background task, ahead of any queue. A worker runs them if this process dies first.
+
+Customer-group events (`change_external_chat`) name a group, not a person, so they don't go through
+`receive` (which finds or creates one contact per item). They are parsed into a `ChatChange`, deduped
+once here on the account's callback receipts (chat, time, ChangeType, UpdateDetail and the members
+changed in the key), then handed to the handlers other modules registered with
+`register_chat_handler` (acquisition keeps groups and membership); channels imports none of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any
@@ -145,6 +151,74 @@ def tag_change(session: Session, account: ChannelAccount, fields: dict[str, str]
                                                 "change_type": fields.get("ChangeType", "")})
 
 
+@dataclass(frozen=True)
+class ChatChange:
+    """One `change_external_chat` event: `change_type` create | update | dismiss; for an update,
+    `update_detail` add_member | del_member | change_owner | change_name | change_notice. `members`
+    are the userids / external_userids that joined or left (MemChangeList), `join_scene` 1 invited,
+    2 invited by link, 3 scanned the group's QR code; `quit_scene` 0 left, 1 removed."""
+
+    chat_id: str
+    change_type: str
+    update_detail: str
+    occurred_at: datetime
+    dedupe_key: str
+    join_scene: int | None = None
+    quit_scene: int | None = None
+    changed_count: int | None = None
+    members: tuple[str, ...] = ()
+    member_version: str = ""
+
+
+# A chat handler returns the ids of urgent jobs it queued (or nothing).
+ChatHandler = Callable[[Session, ChannelAccount, ChatChange], "list[int] | None"]
+_chat_handlers: dict[str, ChatHandler] = {}
+
+
+def register_chat_handler(name: str, handler: ChatHandler) -> ChatHandler:
+    """Hand every new customer-group event of a WeCom account to `handler` (a later one of the same name
+    replaces it), in the callback's transaction."""
+    _chat_handlers[name] = handler
+    return handler
+
+
+def remove_chat_handler(name: str) -> None:
+    """Forget a chat handler (tests, plugins unloading)."""
+    _chat_handlers.pop(name, None)
+
+
+def _number(value: str) -> int | None:
+    return int(value) if value.strip().lstrip("-").isdigit() else None
+
+
+def chat_change(root: Element) -> ChatChange | None:
+    """A change_external_chat event's fields (None without a ChatId)."""
+    fields = _fields(root)
+    chat_id = fields.get("ChatId", "")
+    if not chat_id:
+        return None
+    listed = root.find("MemChangeList")
+    members = tuple((i.text or "").strip()[:64] for i in (listed.findall("Item") if listed is not None else [])
+                    if (i.text or "").strip())
+    change, detail = fields.get("ChangeType", ""), fields.get("UpdateDetail", "")
+    raw = ":".join((chat_id, fields.get("CreateTime", ""), change, detail, fields.get("CurMemVer", ""),
+                    ",".join(members)))
+    return ChatChange(chat_id=chat_id[:64], change_type=change[:32], update_detail=detail[:32],
+                      occurred_at=_time(fields), dedupe_key="chat:" + hashlib.sha256(raw.encode()).hexdigest(),
+                      join_scene=_number(fields.get("JoinScene", "")), quit_scene=_number(fields.get("QuitScene", "")),
+                      changed_count=_number(fields.get("MemChangeCnt", "")), members=members,
+                      member_version=fields.get("CurMemVer", "")[:64])
+
+
+def _chat_event(session: Session, account: ChannelAccount, change: ChatChange) -> list[int]:
+    if not service.first_receipt(session, account, change.dedupe_key):
+        return []
+    urgent: list[int] = []
+    for handler in list(_chat_handlers.values()):
+        urgent.extend(handler(session, account, change) or [])
+    return urgent
+
+
 def follow(session: Session, account: ChannelAccount, external_userid: str, staff_userid: str) -> None:
     """Remember that this member has this customer."""
     insert = postgresql.insert if is_postgres(session) else sqlite.insert
@@ -183,8 +257,12 @@ def handle_callback(session: Session, account_id: str, signature: str, timestamp
     encrypted = parse_xml(body).findtext("Encrypt")
     if not encrypted:
         raise CallbackRefused("the body has no <Encrypt>", field="body", code="bad_xml")
-    fields = _fields(parse_xml(_opened(account, signature, timestamp, nonce, encrypted.strip())))
+    root = parse_xml(_opened(account, signature, timestamp, nonce, encrypted.strip()))
+    fields = _fields(root)
     event = fields.get("Event", "") if fields.get("MsgType") == "event" else ""
+    if event == "change_external_chat":
+        change = chat_change(root)
+        return _chat_event(session, account, change) if change is not None else []
     if event == "change_external_contact":
         item = contact_change(fields)
         return _contact_event(session, account, item) if item is not None else []

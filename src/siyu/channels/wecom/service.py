@@ -208,3 +208,11 @@ def mark_tag(session: Session, account: ChannelAccount, *, userid: str, external
         raise Invalid("name tags to add or remove", field="add")
     _run(session, account, mark_tag_call(_client(account), userid=userid, external_userid=external_userid,
                                          add=add, remove=remove))
+
+
+def call(session: Session, account: ChannelAccount, path: str, body: dict[str, Any] | None = None, *,
+         params: dict[str, Any] | None = None, idempotent: bool = True) -> dict[str, Any]:
+    """One call of WeCom's server API for a person's request, through the account's client (shared token
+    and limits): the answer, or PlatformRefused (503 when retryable) with the account's sync health kept.
+    For the APIs other modules drive themselves (acquisition's customer-group join ways)."""
+    return _run(session, account, _client(account).call(path, body, params=params, idempotent=idempotent))
