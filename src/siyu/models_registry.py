@@ -10,6 +10,7 @@ MODEL_MODULES = (
     "siyu.channels.chat_archive_models", "siyu.conversations.models", "siyu.messaging.models",
     "siyu.messaging.broadcast_models",
     "siyu.channels.ratelimit", "siyu.channels.wecom.models", "siyu.acquisition.models",
+    "siyu.acquisition.poster_models",
 )
 
 # Engine-specific objects made by migrations outside the models (full-text indexes), which autogenerate

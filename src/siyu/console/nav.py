@@ -53,6 +53,7 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             "with staff rotation, spend and the cost of each new contact."
         ),
         N_("Create a channel code for your first source and print its QR code."),
+        pages=(NavPage("/console/poster-templates", N_("Posters")),),
     ),
     ProductModule(
         "contacts",
