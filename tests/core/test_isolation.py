@@ -34,6 +34,7 @@ PARAMS = (
     "account_id", "template_id", "keyword_rule_id",
     "conversation_id", "sensitive_rule_id", "alert_id",
     "config_id",
+    "code_id", "poster_template_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -72,6 +73,7 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db), **_seed_b_messaging(db)}
     ids.update(_seed_b_conversations(db, ids["contact_id"]))
+    ids.update(_seed_b_acquisition(db))
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id,
@@ -141,6 +143,17 @@ def _seed_b_messaging(db) -> dict[str, int]:
                                             "keywords": [B_MARK], "reply": {"text": B_MARK}}, actor=actor)
     db.commit()
     return {"account_id": account.id, "template_id": template.id, "keyword_rule_id": rule.id}
+def _seed_b_acquisition(db) -> dict[str, int]:
+    """A channel code of workspace B (with its source) and a poster template."""
+    from siyu.acquisition import posters
+    from tests.acquisition.poster_support import make_code
+
+    code = make_code(db, name=f"code {B_MARK}", source_name=f"source {B_MARK}")
+    template = posters.create_template(db, values={"name": f"poster {B_MARK}"}, actor=Actor.cli(B_MARK))
+    db.commit()
+    return {"code_id": code.id, "poster_template_id": template.id}
+
+
 def _seed_b_conversations(db, contact_id: int) -> dict[str, int]:
     """A conversation of workspace B with a message, a sensitive-word rule and its alert."""
     from siyu.conversations import sensitive

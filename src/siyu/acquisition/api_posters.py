@@ -161,7 +161,8 @@ _BACKGROUND_DOC: dict[str, Any] = {
 
 
 async def _multipart(request: Request) -> FormData:
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    kind = request.headers.get("content-type", "")
+    if not kind.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise Invalid("send the template as multipart/form-data", field="body")
     return await request.form()
 
