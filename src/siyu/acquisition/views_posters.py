@@ -250,7 +250,8 @@ def _save(console: Console, form: FormData, template: Any) -> Response:
                 saved = posters.create_template(console.db, values=values, background=background,
                                                 actor=console.actor)
             else:
-                saved = posters.update_template(console.db, template, changes=values, actor=console.actor)
+                changes = posters.with_defaults(values, width=template.width, height=template.height)
+                saved = posters.update_template(console.db, template, changes=changes, actor=console.actor)
                 if background is not None:
                     posters.set_background(console.db, saved, content=background, actor=console.actor)
                 elif _text(form, "remove_background") == "on" and template.background_mime:
