@@ -109,7 +109,7 @@ def test_a_template_uploaded_with_a_jpeg_draws_a_scannable_poster(client, shop):
 
 
 def test_templates_are_listed_changed_and_deleted(client, shop):
-    _, key, code = shop
+    _, key, _ = shop
     made = upload(client, key, lines=LINES).json()
     assert (made["width"], made["height"], made["background_mime"]) == (1748, 2480, None)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -62,12 +63,12 @@ def test_upload_a_template_and_download_a_scannable_poster(page, server, tmp_pat
         row.get_by_role("button", name="Poster (PNG)").click()
     poster = poster_download.value
     assert poster.suggested_filename.endswith("-poster.png")
-    assert decode(open(poster.path(), "rb").read()) == [WECOM_URL]
+    assert decode(Path(poster.path()).read_bytes()) == [WECOM_URL]
 
     page.locator(f"#batch-code-{parcel_id}").check()
     page.locator(f"#batch-code-{live_id}").check()
     with page.expect_download() as zip_download:
         page.get_by_role("button", name="Download posters (zip)").click()
-    archive = zipfile.ZipFile(io.BytesIO(open(zip_download.value.path(), "rb").read()))
+    archive = zipfile.ZipFile(io.BytesIO(Path(zip_download.value.path()).read_bytes()))
     assert [decode(archive.read(name)) for name in archive.namelist()] == [[WECOM_URL], [LINK_URL]]
     assert problems == []
