@@ -39,6 +39,7 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.channels.wecom.api", "router"),
     ("siyu.acquisition.api", "router"),
     ("siyu.acquisition.api_groups", "router"),
+    ("siyu.acquisition.api_posters", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
@@ -62,12 +63,16 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.channels.wecom.callbacks", "router"),
     ("siyu.acquisition.links", "router"),
     ("siyu.acquisition.views_groups", "router"),
+    ("siyu.acquisition.views_posters", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).
 LARGE_BODIES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/api/v1/contacts/imports", "import_max_bytes"),
     ("POST", "/console/imports", "import_max_bytes"),
+    ("POST", "/api/v1/acquisition/poster-templates", "poster_body_max_bytes"),
+    ("PUT", "/api/v1/acquisition/poster-templates", "poster_body_max_bytes"),
+    ("POST", "/console/poster-templates", "poster_body_max_bytes"),
 )
 
 

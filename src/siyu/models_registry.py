@@ -11,6 +11,7 @@ MODEL_MODULES = (
     "siyu.messaging.broadcast_models",
     "siyu.channels.ratelimit", "siyu.channels.wecom.models", "siyu.acquisition.models",
     "siyu.acquisition.group_models",
+    "siyu.acquisition.poster_models",
 )
 
 # Engine-specific objects made by migrations outside the models (full-text indexes), which autogenerate

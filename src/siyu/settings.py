@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # Contact imports upload whole files: their routes alone take bodies up to this size.
     import_max_bytes: int = 50 * 1024 * 1024
     import_max_rows: int = 1_000_000
+    # A poster template's background image (PNG or JPEG) may be this large; its upload routes take
+    # bodies of twice that, so a too large image is refused on its field rather than by the body limit.
+    poster_max_bytes: int = 10 * 1024 * 1024
     # Move the built app's objects out of the cyclic GC's reach (gc.freeze), so collections during a
     # request walk only that request's objects, not the whole heap.
     gc_freeze: bool = True
@@ -43,6 +46,11 @@ class Settings(BaseSettings):
     clock_offset_seconds: float = 0.0
     # Path of WeCom's chat-archive SDK (libWeWorkFinanceSdk_C.so) when accounts don't name their own.
     wecom_finance_sdk: str | None = None
+
+    @property
+    def poster_body_max_bytes(self) -> int:
+        """The body limit of poster template uploads (see poster_max_bytes)."""
+        return 2 * self.poster_max_bytes + 64 * 1024
 
     def resolved_secret_key(self) -> str:
         """The signing secret: configured, or generated once and kept under var/."""

@@ -34,7 +34,7 @@ PARAMS = (
     "account_id", "template_id", "keyword_rule_id",
     "conversation_id", "sensitive_rule_id", "alert_id",
     "config_id",
-    "source_id", "code_id",
+    "source_id", "code_id", "poster_template_id",
     "group_id", "group_code_id",
 )
 B_MARK = "bworkspace-secret-marker"
@@ -159,15 +159,17 @@ def _seed_b_messaging(db) -> dict[str, int]:
     db.commit()
     return {"account_id": account.id, "template_id": template.id, "keyword_rule_id": rule.id}
 def _seed_b_acquisition(db) -> dict[str, int]:
-    """A source of workspace B and a link code of it."""
+    """A source of workspace B, a link code of it and a poster template."""
+    from siyu.acquisition import posters
     from siyu.acquisition import service as acquisition
 
     actor = Actor.cli(B_MARK)
     source = acquisition.create_source(db, name=f"source {B_MARK}", type="other", currency="CNY", actor=actor)
     code = acquisition.create_code(db, name=f"code {B_MARK}", source_id=source.id, kind="link",
                                    target_url="https://b.example.com/", actor=actor)
+    template = posters.create_template(db, values={"name": f"poster {B_MARK}"}, actor=actor)
     db.commit()
-    return {"source_id": source.id, "code_id": code.id}
+    return {"source_id": source.id, "code_id": code.id, "poster_template_id": template.id}
 
 
 def _seed_b_conversations(db, contact_id: int) -> dict[str, int]:

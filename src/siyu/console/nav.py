@@ -56,6 +56,7 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
         pages=(
             NavPage("/console/group-codes", N_("Group codes")),
             NavPage("/console/customer-groups", N_("Customer groups")),
+            NavPage("/console/poster-templates", N_("Posters")),
         ),
     ),
     ProductModule(
