@@ -37,6 +37,7 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.channels.api_webhooks", "router"),
     ("siyu.conversations.api", "router"),
     ("siyu.channels.wecom.api", "router"),
+    ("siyu.acquisition.api_spend", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (

@@ -34,6 +34,7 @@ PARAMS = (
     "account_id", "template_id", "keyword_rule_id",
     "conversation_id", "sensitive_rule_id", "alert_id",
     "config_id",
+    "source_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -72,6 +73,7 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db), **_seed_b_messaging(db)}
     ids.update(_seed_b_conversations(db, ids["contact_id"]))
+    ids.update(_seed_b_acquisition(db, ids["contact_id"]))
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id,
@@ -79,6 +81,31 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
                 # A WeCom contact way lives at WeCom: B's account id is refused before any id is used.
                 "config_id": "cfgbworkspace"})
     return b, ids, b_key_secret
+
+
+def _seed_b_acquisition(db, contact_id: int) -> dict[str, int]:
+    """A source of workspace B with a day's spend, a contact acquired through it and an order."""
+    from datetime import date, timedelta
+
+    from siyu.acquisition import spend
+    from siyu.acquisition.models import Attribution, Source
+    from siyu.core.events import record_event
+
+    source = Source(name=f"source {B_MARK}", type="parcel_card", currency="CNY",
+                    cost_model={"kind": "per_unit", "unit_cost": 5, "units_per_day": 1000})
+    db.add(source)
+    db.flush()
+    today = clock.now().date()
+    spend.put_spend(db, source_id=source.id, day=today - timedelta(days=1), amount=5000, note=B_MARK,
+                    actor=Actor.cli(B_MARK))
+    db.add(Attribution(contact_id=contact_id, first_source_id=source.id, first_at=clock.now() - timedelta(days=1),
+                       latest_source_id=source.id, latest_at=clock.now() - timedelta(days=1)))
+    record_event(db, type="order.paid", contact_id=contact_id, idempotency_key=f"order-{B_MARK}",
+                 properties={"order_id": B_MARK, "amount": 4321, "currency": "CNY",
+                             "items": [{"sku": B_MARK, "qty": 1, "price": 4321}]})
+    db.commit()
+    assert isinstance(today, date)
+    return {"source_id": source.id}
 
 
 def _seed_b_broadcast(db, segment_id: int) -> int:
