@@ -59,6 +59,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.channels.email_routes", "router"),
     ("siyu.conversations.views", "router"),
     ("siyu.channels.wecom.callbacks", "router"),
+    ("siyu.acquisition.views_spend", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).

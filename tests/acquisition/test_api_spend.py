@@ -32,7 +32,9 @@ def test_spend_is_set_listed_and_deleted(client, db, setup):
     _, key, cards = setup
     url = f"/api/v1/acquisition/sources/{cards.id}/spend"
     r = client.put(url, json={"day": "2026-05-01", "amount": 5000, "note": "print run"}, headers=key)
-    assert r.status_code == 200 and r.json()["amount"] == 5000 and r.json()["origin"] == "manual"
+    assert r.status_code == 200
+    assert r.json()["amount"] == 5000
+    assert r.json()["origin"] == "manual"
     listed = client.get("/api/v1/acquisition/spend?start=2026-05-01&end=2026-05-31", headers=key).json()
     assert [(s["day"], s["amount"], s["currency"]) for s in listed] == [("2026-05-01", 5000, "CNY")]
     assert client.delete(f"{url}?day=2026-05-01", headers=key).status_code == 204
@@ -47,7 +49,8 @@ def test_spend_is_set_listed_and_deleted(client, db, setup):
 def test_wrong_spend_is_refused_and_nothing_stored(client, db, setup, body, field):
     _, key, cards = setup
     r = client.put(f"/api/v1/acquisition/sources/{cards.id}/spend", json=body, headers=key)
-    assert r.status_code == 422 and r.json()["error"]["field"] == field
+    assert r.status_code == 422
+    assert r.json()["error"]["field"] == field
     bind_workspace(db, setup[0].id)
     assert db.execute(select(Spend)).scalars().all() == []
 
@@ -69,7 +72,7 @@ def test_a_csv_upload_with_bad_rows_answers_each_rows_error_and_stores_nothing(c
 
 
 def test_compute_then_metrics_and_comparison_show_the_cost_of_a_contact(client, db, setup):
-    ws, key, cards = setup
+    _, key, cards = setup
     code = make_code(db, cards, "Card QR")
     people = [acquire(db, cards, MORNING + timedelta(minutes=i), code=code) for i in range(50)]
     order(db, people[0], 8800, MORNING + timedelta(days=1))
@@ -81,7 +84,8 @@ def test_compute_then_metrics_and_comparison_show_the_cost_of_a_contact(client, 
     [row] = report["rows"]
     assert (row["name"], row["spend"], row["acquired"], row["cac"]) == ("Parcel cards", 5000, 50, "1.00")
     assert (row["converted"], row["conversion"], row["revenue"], row["roi"]) == (1, "0.0200", 8800, "0.7600")
-    assert row["payback_days"] == 1 and row["revenue_30d_per_contact"] == "1.76"
+    assert row["payback_days"] == 1
+    assert row["revenue_30d_per_contact"] == "1.76"
     by_code = client.get("/api/v1/acquisition/metrics?start=2026-05-01&end=2026-05-01&by=code", headers=key).json()
     assert [(r["key"], r["name"], r["spend"]) for r in by_code["rows"]] == [(code.id, "Card QR", 5000)]
     compared = client.get("/api/v1/acquisition/comparison?start=2026-05-01&end=2026-05-31", headers=key).json()

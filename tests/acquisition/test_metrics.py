@@ -57,7 +57,8 @@ def test_conversion_revenue_roi_and_payback_follow_the_orders(db, ws):
     assert (row.acquired, row.converted, row.conversion) == (3, 2, Decimal("0.6667"))
     assert (row.revenue, row.other_revenue) == (12_000, {"USD": 900})
     assert (row.revenue_30d, row.revenue_90d) == (4_000, 7_000)
-    assert row.revenue_30d_per_contact == Decimal("13.33") and row.revenue_90d_per_contact == Decimal("23.33")
+    assert row.revenue_30d_per_contact == Decimal("13.33")
+    assert row.revenue_90d_per_contact == Decimal("23.33")
     assert row.roi == Decimal("0.2000")
     # 4,000 + 3,000 by day 40, + 5,000 on day 95 reaches the 10,000 spent.
     assert row.payback_days == 95
@@ -71,7 +72,8 @@ def test_no_spend_means_no_cac_roi_or_payback_and_nobody_acquired_means_no_cac(d
     other = make_source(db, "Poster")
     spend.put_spend(db, source_id=other.id, day=D, amount=500, actor=ACTOR)
     rows = {r.key: r for r in metrics.source_metrics(db, start=D, end=D).rows}
-    assert rows[other.id].cac is None and rows[other.id].spend == 500
+    assert rows[other.id].cac is None
+    assert rows[other.id].spend == 500
 
 
 def test_a_contact_is_counted_on_its_first_touchs_local_day(db, ws):
@@ -185,7 +187,8 @@ def test_cac_times_acquired_is_spend_within_rounding(spent, acquired, currency):
 @given(amount=st.integers(0, 10**12), weights=st.lists(st.integers(1, 1000), min_size=1, max_size=8))
 def test_shared_out_spend_adds_up_exactly(amount, weights):
     shares = metrics.share_out(amount, list(enumerate(weights)))
-    assert sum(shares.values()) == amount and all(v >= 0 for v in shares.values())
+    assert sum(shares.values()) == amount
+    assert all(v >= 0 for v in shares.values())
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=15)

@@ -39,7 +39,8 @@ def test_a_days_spend_is_set_then_replaced_with_before_and_after_in_the_audit_lo
     assert [(r.day, r.amount, r.currency, r.origin) for r in _rows(db)] == [(D, 6000, "CNY", "manual")]
     entries = db.execute(select(AuditEntry).where(AuditEntry.action == "acquisition.spend_set")
                          .order_by(AuditEntry.id)).scalars().all()
-    assert entries[-1].before["amount"] == 5000 and entries[-1].after["amount"] == 6000
+    assert entries[-1].before["amount"] == 5000
+    assert entries[-1].after["amount"] == 6000
     assert entries[-1].entity_id == str(row.id)
 
 
@@ -90,7 +91,8 @@ def test_per_period_is_spread_so_a_month_adds_up_to_its_amount(db, ws):
     source = make_source(db, cost_model={"kind": "per_period", "amount": 100_000, "period": "month"})
     spend.compute_spend(db, start=date(2026, 2, 1), end=date(2026, 2, 28))
     rows = _rows(db)
-    assert len(rows) == 28 and sum(r.amount for r in rows) == 100_000
+    assert len(rows) == 28
+    assert sum(r.amount for r in rows) == 100_000
     assert {r.amount for r in rows} <= {3571, 3572}
     assert source.id == rows[0].source_id
 
@@ -113,7 +115,8 @@ def test_a_fixed_cost_is_paid_once_on_its_day(db, ws):
 def test_a_source_with_a_broken_cost_model_is_skipped_with_the_reason(db, ws):
     broken = make_source(db, cost_model={"kind": "per_unit"})
     done = spend.compute_spend(db, start=D, end=D)
-    assert broken.id in done.skipped and _rows(db) == []
+    assert broken.id in done.skipped
+    assert _rows(db) == []
 
 
 def test_the_daily_job_fills_yesterday_and_queues_tomorrow(db, ws, scope):
@@ -123,7 +126,8 @@ def test_the_daily_job_fills_yesterday_and_queues_tomorrow(db, ws, scope):
     clock.set_clock(lambda: datetime(2026, 5, 1, 16, 40, tzinfo=UTC))  # 00:40 on May 2nd in Shanghai
     assert spend.ensure_daily_spend(db)
     job = db.execute(select(Job).where(Job.kind == spend.DAILY)).scalar_one()
-    assert job.run_at == datetime(2026, 5, 2, 16, 30, tzinfo=UTC) and job.payload == {"day": "2026-05-02"}
+    assert job.run_at == datetime(2026, 5, 2, 16, 30, tzinfo=UTC)
+    assert job.payload == {"day": "2026-05-02"}
     clock.set_clock(lambda: datetime(2026, 5, 2, 16, 31, tzinfo=UTC))
     db.commit()
     while worker.run_batch(worker_id="t", sessions=scope, batch_size=10, lease_seconds=60, draw=lambda: 0.0):
@@ -157,16 +161,16 @@ def test_a_csv_file_with_bad_rows_is_refused_whole_with_an_error_per_row(db, ws)
     make_source(db, "Parcel cards")
     make_source(db, "Poster", currency="USD")
     content = (
-        "source,day,amount,currency\n"
-        "Parcel cards,2026-05-01,50.00,CNY\n"
-        "Nowhere,2026-05-01,10,CNY\n"
-        "Parcel cards,2026-13-01,10,CNY\n"
-        "Parcel cards,2026-05-02,-3.00,CNY\n"
-        "Parcel cards,2026-05-03,1.234,CNY\n"
-        "Poster,2026-05-01,3,CNY\n"
-        "Parcel cards,2026-05-01,60,CNY\n"
-        "Parcel cards,2026-05-04,abc,\n"
-    ).encode()
+        b"source,day,amount,currency\n"
+        b"Parcel cards,2026-05-01,50.00,CNY\n"
+        b"Nowhere,2026-05-01,10,CNY\n"
+        b"Parcel cards,2026-13-01,10,CNY\n"
+        b"Parcel cards,2026-05-02,-3.00,CNY\n"
+        b"Parcel cards,2026-05-03,1.234,CNY\n"
+        b"Poster,2026-05-01,3,CNY\n"
+        b"Parcel cards,2026-05-01,60,CNY\n"
+        b"Parcel cards,2026-05-04,abc,\n"
+    )
     with pytest.raises(spend.SpendFileRefused) as refused:
         spend.import_spend_csv(db, content, actor=ACTOR)
     got = [(e.row, e.field, e.code) for e in refused.value.rows]
@@ -183,7 +187,8 @@ def test_a_csv_file_with_bad_rows_is_refused_whole_with_an_error_per_row(db, ws)
 def test_a_file_that_is_not_a_spend_file_is_refused(db, ws, content, code):
     with pytest.raises(spend.SpendFileRefused) as refused:
         spend.import_spend_csv(db, content, actor=ACTOR)
-    assert refused.value.code == code and refused.value.rows == []
+    assert refused.value.code == code
+    assert refused.value.rows == []
 
 
 # --- properties --------------------------------------------------------------------------------------
@@ -215,7 +220,8 @@ def test_computed_spend_of_a_range_is_the_sum_of_its_days(model, start, length):
 @given(amount=st.integers(0, 10**12), days=st.integers(1, 31))
 def test_a_period_spread_adds_up_exactly_and_days_differ_by_at_most_one_unit(amount, days):
     shares = [spend.spread(amount, i, days) for i in range(days)]
-    assert sum(shares) == amount and max(shares) - min(shares) <= 1
+    assert sum(shares) == amount
+    assert max(shares) - min(shares) <= 1
 
 
 amounts = st.integers(0, 10**9)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, UploadFile
@@ -24,7 +25,7 @@ Write = Annotated[Auth, Depends(api_auth("acquisition", "write"))]
 IdIn = Annotated[int, Field(ge=1, le=MAX_ID)]
 Day = Annotated[str | None, Query(min_length=10, max_length=10,
                                   description="a local day, YYYY-MM-DD (default: the last 30 days up to today)")]
-TAGS = ["acquisition spend"]
+TAGS: list[str | Enum] = ["acquisition spend"]
 
 
 class SpendIn(Strict):

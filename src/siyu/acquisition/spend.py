@@ -39,7 +39,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.acquisition.models import COST_KINDS, Arrival, Source, Spend
@@ -315,7 +315,9 @@ def model_amount(model: CostModel, day: date, *, units: int | None = None, acqui
     return (model.amount if day == model.starts_on else 0), None
 
 
-def _new_contacts_by_day(session: Session, source_ids: Sequence[int], start: date, end: date) -> dict[tuple[int, date], int]:
+def _new_contacts_by_day(
+    session: Session, source_ids: Sequence[int], start: date, end: date,
+) -> dict[tuple[int, date], int]:
     if not source_ids:
         return {}
     rows = session.execute(
@@ -410,7 +412,7 @@ class RowError:
 class SpendFileRefused(Invalid):
     """A spend file with bad rows: nothing of it was stored."""
 
-    code = "invalid_file"
+    code = "invalid_rows"
 
     def __init__(self, message: str, rows: Sequence[RowError], *, field: str | None = "file") -> None:
         super().__init__(message, field=field)
@@ -436,7 +438,7 @@ def _decode(content: bytes) -> str:
             return content.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise SpendFileRefused("the file is not UTF-8 text", [], field="file")
+    raise _file_error("the file is not UTF-8 text")
 
 
 def _file_error(message: str, code: str = "invalid_file") -> SpendFileRefused:

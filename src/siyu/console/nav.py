@@ -53,6 +53,10 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             "with staff rotation, spend and the cost of each new contact."
         ),
         N_("Create a channel code for your first source and print its QR code."),
+        pages=(
+            NavPage("/console/acquisition/spend", N_("Cost table")),
+            NavPage("/console/acquisition/compare", N_("Source comparison")),
+        ),
     ),
     ProductModule(
         "contacts",
