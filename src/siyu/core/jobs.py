@@ -46,6 +46,7 @@ TASK_MODULES: tuple[str, ...] = (
     "siyu.messaging.welcome", "siyu.messaging.keywords",
     "siyu.channels.webhook_events",
     "siyu.channels.wecom.tasks",
+    "siyu.acquisition.spend",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
 BACKOFF_BASE_SECONDS = 5.0
