@@ -59,14 +59,18 @@ def test_a_csv_upload_with_bad_rows_answers_each_rows_error_and_stores_nothing(c
     _, key, _ = setup
     bad = "source,day,amount,currency\nParcel cards,2026-05-01,50.00,CNY\nParcel cards,2026-05-02,50.00,USD\n"
     r = client.post("/api/v1/acquisition/spend/upload", files={"file": ("spend.csv", bad, "text/csv")}, headers=key)
-    assert r.status_code == 422
-    assert r.json()["rows"] == [{"row": 3, "field": "currency", "code": "wrong_currency",
-                                 "message": "Parcel cards is paid in CNY, not USD"}]
+    assert r.status_code == 200
+    assert r.json() == {"imported": False, "written": 0, "replaced": 0, "errors": [
+        {"row": 3, "field": "currency", "code": "wrong_currency", "message": "Parcel cards is paid in CNY, not USD"}]}
     bind_workspace(db, setup[0].id)
     assert db.execute(select(Spend)).scalars().all() == []
     good = "source,day,amount\nParcel cards,2026-05-01,50.00\n"
     r = client.post("/api/v1/acquisition/spend/upload", files={"file": ("spend.csv", good, "text/csv")}, headers=key)
-    assert r.json() == {"written": 1, "replaced": 0}
+    assert r.json() == {"imported": True, "written": 1, "replaced": 0, "errors": []}
+    not_csv = client.post("/api/v1/acquisition/spend/upload", files={"file": ("x.csv", "a,b\n1,2\n", "text/csv")},
+                          headers=key)
+    assert not_csv.status_code == 422
+    assert not_csv.json()["error"]["code"] == "missing_columns"
     csv_text = client.get("/api/v1/acquisition/spend.csv?start=2026-05-01&end=2026-05-01", headers=key).text
     assert csv_text == "source,day,amount,currency,units,note\nParcel cards,2026-05-01,50.00,CNY,,\n"
 

@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from siyu.acquisition import metrics, spend
@@ -64,16 +64,18 @@ class ComputedOut(BaseModel):
     skipped: dict[str, str] = Field(description="source id → why its cost model was not applied")
 
 
-class ImportedOut(BaseModel):
-    written: int
-    replaced: int
-
-
 class RowErrorOut(BaseModel):
     row: int = Field(description="the file's row as a spreadsheet numbers it (the header is 1)")
     field: str
     code: str
     message: str
+
+
+class ImportedOut(BaseModel):
+    imported: bool = Field(description="false: some rows were wrong and nothing was stored (see errors)")
+    written: int
+    replaced: int
+    errors: list[RowErrorOut] = Field(description="one entry per wrong cell; empty when the file was imported")
 
 
 class MetricOut(BaseModel):
@@ -155,17 +157,20 @@ def delete_spend(
     spend.delete_spend(session, source_id=source_id, day=day, actor=auth.actor)
 
 
-@router.post("/acquisition/spend/upload", tags=TAGS, responses={422: {"description": "bad rows: nothing stored"}})
+@router.post("/acquisition/spend/upload", tags=TAGS)
 def upload_spend(auth: Write, session: SessionDep, file: Annotated[UploadFile, File()]) -> ImportedOut:
     """Upload a spend CSV (columns source, day, amount in major units such as 50.00, and optionally currency,
-    units, note). Every row is checked first: one bad row refuses the file, with `rows` listing each error."""
+    units, note). Every row is checked first: if any is wrong nothing is stored, `imported` is false and
+    `errors` lists each wrong cell by row. A file that is not a spend file at all (no header, unknown
+    columns, too large) is a 422."""
     try:
         done = spend.import_spend_csv(session, file.file.read(spend.MAX_CSV_BYTES + 1), actor=auth.actor)
     except spend.SpendFileRefused as refused:
-        rows = [RowErrorOut(row=e.row, field=e.field, code=e.code, message=e.message).model_dump()
-                for e in refused.rows]
-        return JSONResponse({"error": refused.as_dict(), "rows": rows}, status_code=refused.status)  # type: ignore[return-value]
-    return ImportedOut(written=done.written, replaced=done.replaced)
+        if not refused.rows:
+            raise
+        errors = [RowErrorOut(row=e.row, field=e.field, code=e.code, message=e.message) for e in refused.rows]
+        return ImportedOut(imported=False, written=0, replaced=0, errors=errors)
+    return ImportedOut(imported=True, written=done.written, replaced=done.replaced, errors=[])
 
 
 @router.get("/acquisition/spend.csv", tags=TAGS, response_class=Response,
