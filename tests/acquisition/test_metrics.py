@@ -159,6 +159,15 @@ def test_the_comparison_lists_every_source_with_its_currency(db, ws):
     assert cny.id != usd.id
 
 
+def test_spend_left_in_a_sources_former_currency_is_not_added_to_the_new_one(db, ws):
+    src = make_source(db, currency="USD")
+    spend.put_spend(db, source_id=src.id, day=D, amount=700, actor=ACTOR)
+    src.currency = "CNY"
+    spend.put_spend(db, source_id=src.id, day=D + timedelta(days=1), amount=5000, actor=ACTOR)
+    row = _one(metrics.source_metrics(db, start=D, end=D + timedelta(days=1), bucket="all"))
+    assert (row.spend, row.currency) == (5000, "CNY")
+
+
 @pytest.mark.parametrize(("field", "kwargs"), [
     ("end", {"start": D, "end": D - timedelta(days=1)}), ("by", {"start": D, "end": D, "by": "planet"}),
     ("bucket", {"start": D, "end": D, "bucket": "year"}), ("start", {"start": "May", "end": D}),

@@ -286,8 +286,12 @@ def _revenue(session: Session, by: str, start: date, last: date, tz: ZoneInfo, t
 
 
 def _spend(session: Session, start: date, last: date, source_ids: Sequence[int] | None) -> dict[tuple[int, date], int]:
+    # Figures in another currency than the source's (left from before its currency changed) are not
+    # added to it: spend in two currencies is never one number.
     stmt = (select(Spend.source_id, Spend.day, func.sum(Spend.amount))
-            .where(Spend.workspace_id == _workspace(session), Spend.day >= start, Spend.day <= last)
+            .join(Source, Source.id == Spend.source_id)
+            .where(Spend.workspace_id == _workspace(session), Spend.day >= start, Spend.day <= last,
+                   Spend.currency == Source.currency)
             .group_by(Spend.source_id, Spend.day))
     if source_ids is not None:
         stmt = stmt.where(Spend.source_id.in_(list(source_ids)))
