@@ -37,6 +37,7 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.channels.api_webhooks", "router"),
     ("siyu.conversations.api", "router"),
     ("siyu.channels.wecom.api", "router"),
+    ("siyu.acquisition.api", "router"),
     ("siyu.acquisition.api_spend", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
@@ -59,6 +60,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.channels.email_routes", "router"),
     ("siyu.conversations.views", "router"),
     ("siyu.channels.wecom.callbacks", "router"),
+    ("siyu.acquisition.links", "router"),
     ("siyu.acquisition.views_spend", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of

@@ -34,7 +34,7 @@ PARAMS = (
     "account_id", "template_id", "keyword_rule_id",
     "conversation_id", "sensitive_rule_id", "alert_id",
     "config_id",
-    "source_id",
+    "source_id", "code_id",
 )
 B_MARK = "bworkspace-secret-marker"
 
@@ -73,7 +73,8 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     ids = {"user_id": member.id, "key_id": key_id, "event_id": event.id, "job_id": job.id,
            "segment_id": segment.id, **_seed_b_contacts(db), **_seed_b_messaging(db)}
     ids.update(_seed_b_conversations(db, ids["contact_id"]))
-    ids.update(_seed_b_acquisition(db, ids["contact_id"]))
+    ids.update(_seed_b_acquisition(db))
+    _seed_b_spend(db, ids["contact_id"], ids["source_id"])
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id,
@@ -83,29 +84,23 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     return b, ids, b_key_secret
 
 
-def _seed_b_acquisition(db, contact_id: int) -> dict[str, int]:
-    """A source of workspace B with a day's spend, a contact acquired through it and an order."""
-    from datetime import date, timedelta
+def _seed_b_spend(db, contact_id: int, source_id: int) -> None:
+    """A day's spend of B's source, a contact acquired through it and their order (for the metrics)."""
+    from datetime import timedelta
 
     from siyu.acquisition import spend
-    from siyu.acquisition.models import Attribution, Source
+    from siyu.acquisition.models import Attribution
     from siyu.core.events import record_event
 
-    source = Source(name=f"source {B_MARK}", type="parcel_card", currency="CNY",
-                    cost_model={"kind": "per_unit", "unit_cost": 5, "units_per_day": 1000})
-    db.add(source)
-    db.flush()
-    today = clock.now().date()
-    spend.put_spend(db, source_id=source.id, day=today - timedelta(days=1), amount=5000, note=B_MARK,
+    spend.put_spend(db, source_id=source_id, day=clock.now().date() - timedelta(days=1), amount=5000, note=B_MARK,
                     actor=Actor.cli(B_MARK))
-    db.add(Attribution(contact_id=contact_id, first_source_id=source.id, first_at=clock.now() - timedelta(days=1),
-                       latest_source_id=source.id, latest_at=clock.now() - timedelta(days=1)))
+    if db.execute(select(Attribution).where(Attribution.contact_id == contact_id)).scalar_one_or_none() is None:
+        db.add(Attribution(contact_id=contact_id, first_source_id=source_id, first_at=clock.now() - timedelta(days=1),
+                           latest_source_id=source_id, latest_at=clock.now() - timedelta(days=1)))
     record_event(db, type="order.paid", contact_id=contact_id, idempotency_key=f"order-{B_MARK}",
                  properties={"order_id": B_MARK, "amount": 4321, "currency": "CNY",
                              "items": [{"sku": B_MARK, "qty": 1, "price": 4321}]})
     db.commit()
-    assert isinstance(today, date)
-    return {"source_id": source.id}
 
 
 def _seed_b_broadcast(db, segment_id: int) -> int:
@@ -168,6 +163,18 @@ def _seed_b_messaging(db) -> dict[str, int]:
                                             "keywords": [B_MARK], "reply": {"text": B_MARK}}, actor=actor)
     db.commit()
     return {"account_id": account.id, "template_id": template.id, "keyword_rule_id": rule.id}
+def _seed_b_acquisition(db) -> dict[str, int]:
+    """A source of workspace B and a link code of it."""
+    from siyu.acquisition import service as acquisition
+
+    actor = Actor.cli(B_MARK)
+    source = acquisition.create_source(db, name=f"source {B_MARK}", type="other", currency="CNY", actor=actor)
+    code = acquisition.create_code(db, name=f"code {B_MARK}", source_id=source.id, kind="link",
+                                   target_url="https://b.example.com/", actor=actor)
+    db.commit()
+    return {"source_id": source.id, "code_id": code.id}
+
+
 def _seed_b_conversations(db, contact_id: int) -> dict[str, int]:
     """A conversation of workspace B with a message, a sensitive-word rule and its alert."""
     from siyu.conversations import sensitive

@@ -45,6 +45,7 @@ class FakeWeCom:
     corp_id: str = CORP_ID
     secret: str = SECRET
     slow_seconds: float = 2.0
+    base_url: str = "https://wework.qpic.cn"
     requests: list[tuple[str, dict[str, str], Any]] = field(default_factory=list)
     faults: dict[str, list[Any]] = field(default_factory=dict)
     tokens: set[str] = field(default_factory=set)
@@ -58,6 +59,11 @@ class FakeWeCom:
     kf_messages: list[dict[str, Any]] = field(default_factory=list)
     kf_sync_tokens: set[str] = field(default_factory=set)
     kf_sent: list[dict[str, Any]] = field(default_factory=list)
+    # Members WeCom refuses on a contact way: not real-name verified (40098), no customer-contact
+    # permission (84074). The refusal names no member, as WeCom's does.
+    unverified: set[str] = field(default_factory=set)
+    no_permission: set[str] = field(default_factory=set)
+    seen_users: set[str] = field(default_factory=set)
     mark_tag_running: int = 0
     mark_tag_most: int = 0
 
@@ -88,9 +94,37 @@ class FakeWeCom:
         return token
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/cgi-bin/{path:path}", self._endpoint, methods=["GET", "POST"])])
+        return Starlette(routes=[Route("/cgi-bin/{path:path}", self._endpoint, methods=["GET", "POST"]),
+                                 Route("/wwpic/{config_id}/0", self._qr_image)])
+
+    async def _qr_image(self, request: Request) -> Response:
+        """The contact way's QR image, as wework.qpic.cn serves it: a PNG of the way's URL."""
+        import io
+
+        import segno
+
+        config_id = request.path_params["config_id"]
+        if config_id not in self.contact_ways:
+            return Response("not found", status_code=404)
+        out = io.BytesIO()
+        segno.make(self.qr_target(config_id), error="m").save(out, kind="png", scale=6)
+        return Response(out.getvalue(), media_type="image/png")
+
+    @staticmethod
+    def qr_target(config_id: str) -> str:
+        """What the QR image of a contact way encodes."""
+        return f"https://work.weixin.qq.com/ca/cawcde{config_id}"
+
+    def _refused_member(self, users: list[str]) -> Response | None:
+        self.seen_users.update(users)
+        if any(u in self.no_permission for u in users):
+            return err(84074, "no external contact permission")
+        if any(u in self.unverified for u in users):
+            return err(40098, "user not verified")
+        return None
 
     async def _endpoint(self, request: Request) -> Response:
+        self.base_url = str(request.base_url).rstrip("/")
         path = request.url.path
         params = dict(request.query_params)
         body = await request.json() if request.method == "POST" else None
@@ -134,8 +168,11 @@ class FakeWeCom:
             return err(40058, "state exceed max length")
         if body.get("type") == 1 and len(body.get("user") or []) != 1:
             return err(40058, "single type needs exactly one user")
+        refused = self._refused_member(list(body.get("user") or []))
+        if refused is not None:
+            return refused
         config_id = f"cfg{secrets.token_hex(8)}"
-        qr = f"https://wework.qpic.cn/wwpic/{config_id}/0" if body.get("scene") == 2 else ""
+        qr = f"{self.base_url}/wwpic/{config_id}/0" if body.get("scene") == 2 else ""
         self.contact_ways[config_id] = {**body, "config_id": config_id, "qr_code": qr}
         return ok(config_id=config_id, qr_code=qr) if qr else ok(config_id=config_id)
 
@@ -149,8 +186,17 @@ class FakeWeCom:
             return err(40058, "invalid config_id")
         if len(body.get("state") or "") > 30:
             return err(40058, "state exceed max length")
+        if "user" in body:
+            refused = self._refused_member(list(body.get("user") or []))
+            if refused is not None:
+                return refused
+            if way.get("type") == 1 and len(body["user"]) != 1:
+                return err(40058, "single type needs exactly one user")
         way.update({k: v for k, v in body.items() if v is not None})
         return ok()
+
+    async def _externalcontact__get_follow_user_list(self, body: dict[str, Any], _p: dict[str, str]) -> Response:
+        return ok(follow_user=sorted(self.seen_users - self.no_permission))
 
     async def _externalcontact__del_contact_way(self, body: dict[str, Any], _p: dict[str, str]) -> Response:
         return ok() if self.contact_ways.pop(body.get("config_id", ""), None) else err(40058, "invalid config_id")

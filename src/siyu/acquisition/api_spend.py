@@ -129,7 +129,7 @@ def _metric_out(row: metrics.MetricRow, name: str | None) -> MetricOut:
     )
 
 
-@router.get("/acquisition/spend", tags=TAGS)
+@router.get("/spend", tags=TAGS)
 def list_spend(
     auth: Read, session: SessionDep, start: Day = None, end: Day = None,
     source_id: Annotated[list[int] | None, Query(description="only these sources")] = None,
@@ -139,7 +139,7 @@ def list_spend(
     return [_spend_out(r) for r in spend.list_spend(session, start=first, end=last, source_ids=source_id)]
 
 
-@router.put("/acquisition/sources/{source_id}/spend", tags=TAGS)
+@router.put("/sources/{source_id}/spend", tags=TAGS)
 def put_spend(source_id: int, body: SpendIn, auth: Write, session: SessionDep) -> SpendOut:
     """Set what a source cost on a day (replaces the day's figure, whether entered or from the model)."""
     row = spend.put_spend(session, source_id=source_id, day=body.day, amount=body.amount, currency=body.currency,
@@ -147,7 +147,7 @@ def put_spend(source_id: int, body: SpendIn, auth: Write, session: SessionDep) -
     return _spend_out(row)
 
 
-@router.delete("/acquisition/sources/{source_id}/spend", status_code=204, tags=TAGS)
+@router.delete("/sources/{source_id}/spend", status_code=204, tags=TAGS)
 def delete_spend(
     source_id: int, auth: Write, session: SessionDep,
     day: Annotated[str | None, Query(max_length=10, description="the local day, YYYY-MM-DD (required)")] = None,
@@ -157,7 +157,7 @@ def delete_spend(
     spend.delete_spend(session, source_id=source_id, day=day, actor=auth.actor)
 
 
-@router.post("/acquisition/spend/upload", tags=TAGS)
+@router.post("/spend/upload", tags=TAGS)
 def upload_spend(auth: Write, session: SessionDep, file: Annotated[UploadFile, File()]) -> ImportedOut:
     """Upload a spend CSV (columns source, day, amount in major units such as 50.00, and optionally currency,
     units, note). Every row is checked first: if any is wrong nothing is stored, `imported` is false and
@@ -173,7 +173,7 @@ def upload_spend(auth: Write, session: SessionDep, file: Annotated[UploadFile, F
     return ImportedOut(imported=True, written=done.written, replaced=done.replaced, errors=[])
 
 
-@router.get("/acquisition/spend.csv", tags=TAGS, response_class=Response,
+@router.get("/spend.csv", tags=TAGS, response_class=Response,
             responses={200: {"content": {"text/csv": {}}}})
 def download_spend(auth: Read, session: SessionDep, start: Day = None, end: Day = None) -> Response:
     """The range's spend as a CSV file that uploads back as it is."""
@@ -183,7 +183,7 @@ def download_spend(auth: Read, session: SessionDep, start: Day = None, end: Day 
                     headers={"Content-Disposition": f'attachment; filename="spend-{first}-{last}.csv"'})
 
 
-@router.post("/acquisition/spend/compute", tags=TAGS)
+@router.post("/spend/compute", tags=TAGS)
 def compute_spend(body: ComputeIn, auth: Write, session: SessionDep) -> ComputedOut:
     """Fill the range from the sources' cost models; days entered by hand or CSV are left alone."""
     done = spend.compute_spend(session, start=body.start, end=body.end, source_ids=body.source_ids,
@@ -202,7 +202,7 @@ def _names(session: SessionDep, by: str, keys: list[int]) -> dict[int, str]:
     return {s.id: s.name for s in spend.list_sources(session, include_archived=True)}
 
 
-@router.get("/acquisition/metrics", tags=TAGS)
+@router.get("/source-metrics", tags=TAGS)
 def source_metrics(
     auth: Read, session: SessionDep, start: Day = None, end: Day = None,
     by: Literal["source", "code", "staff"] = "source", bucket: Literal["day", "week", "month", "all"] = "day",
@@ -218,7 +218,7 @@ def source_metrics(
                      rows=[_metric_out(r, names.get(r.key) if r.key is not None else None) for r in report.rows])
 
 
-@router.get("/acquisition/comparison", tags=TAGS)
+@router.get("/source-comparison", tags=TAGS)
 def compare_sources(auth: Read, session: SessionDep, start: Day = None, end: Day = None) -> ReportOut:
     """Every source over the range side by side: CAC, conversion, 30/90-day revenue per contact."""
     first, last = _range(session, start, end)

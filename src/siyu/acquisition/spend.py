@@ -43,11 +43,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.acquisition.models import COST_KINDS, Arrival, Source, Spend
+from siyu.acquisition.sources import get_source
 from siyu.core import clock, jobs
 from siyu.core.audit import Actor, record, snapshot
 from siyu.core.errors import Invalid, TenancyViolation
 from siyu.core.money import check_currency, minor_units, parse_decimal_to_minor, to_decimal
-from siyu.core.tenancy import bind_workspace, bound_workspace, get_scoped
+from siyu.core.tenancy import bind_workspace, bound_workspace
 from siyu.core.workspaces import get_workspace
 
 DAILY = "acquisition.spend_daily"
@@ -85,8 +86,7 @@ def local_today(session: Session) -> date:
 
 
 def _get_source(session: Session, source_id: Any) -> Source:
-    # A private lookup: the source service is written beside this file; this needs only a scoped get.
-    return get_scoped(session, Source, source_id, what="source")
+    return get_source(session, source_id)
 
 
 def parse_day(value: Any, *, field: str = "day") -> date:

@@ -116,6 +116,9 @@ def cost_table(console: ConsoleDep, start: str | None = None, end: str | None = 
     """Sources × days of spend, each cell editable; a CSV upload and the cost models' fill."""
     console.auth.require("acquisition", "read")
     first, last = _table_range(console, start, end)
+    if console.can("acquisition", "write"):
+        # Sources made before the nightly fill existed (or by import) start it here: one idempotent insert.
+        spend.ensure_daily_spend(console.db)
     return _cost_page(console, first, last)
 
 

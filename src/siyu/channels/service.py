@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -352,24 +352,32 @@ def receive(session: Session, account: ChannelAccount, item: Inbound) -> Receive
 def address_of(session: Session, account: ChannelAccount, contact_id: int) -> str | None:
     """Where a contact is reached on an account: their joined address there, else their identity of the
     channel's type (a phone for SMS, an email for email)."""
-    row = session.execute(select(AccountContact).where(
-        AccountContact.account_id == account.id, AccountContact.contact_id == contact_id,
-        AccountContact.state == "joined").order_by(AccountContact.id.desc())).scalars().first()
-    if row is not None:
-        return row.address
+    return addresses_of(session, account, [contact_id]).get(contact_id)
+
+
+def addresses_of(session: Session, account: ChannelAccount, contact_ids: Sequence[int]) -> dict[int, str]:
+    """`address_of` for many contacts in a few queries; contacts with no address are left out."""
+    found: dict[int, str] = {}
+    ids = list(dict.fromkeys(contact_ids))
+    for start in range(0, len(ids), 10_000):
+        rows = session.execute(select(AccountContact.contact_id, AccountContact.address).where(
+            AccountContact.account_id == account.id, AccountContact.contact_id.in_(ids[start:start + 10_000]),
+            AccountContact.state == "joined").order_by(AccountContact.id.desc()))
+        for contact_id, address in rows:
+            found.setdefault(int(contact_id), str(address))
+    rest = [i for i in ids if i not in found]
     adapter = _check_kind(account.kind)
+    if not rest:
+        return found
     if adapter.rules.identity_type == CONTACT_ID:
-        return str(contact_id)
+        found.update({i: str(i) for i in rest})
+        return found
     # Only a phone or an email reaches the person from any account; an openid or an external_userid
     # belongs to one OA or one corp, so those come from the account's own rows above.
     wanted = contacts.canonical_type(adapter.rules.identity_type)
-    if wanted not in GLOBAL_ADDRESSES:
-        return None
-    contact = contacts.get_contact(session, contact_id)
-    for identity in contacts.identities_of(session, contact):
-        if identity.type == wanted:
-            return str(identity.value)
-    return None
+    if wanted in GLOBAL_ADDRESSES:
+        found.update(contacts.identity_values(session, rest, wanted))
+    return found
 
 
 def get_message(session: Session, message_id: Any) -> Message:
@@ -380,6 +388,21 @@ def get_message(session: Session, message_id: Any) -> Message:
 def message_by_key(session: Session, idempotency_key: str) -> Message | None:
     """The message a sender queued under this key, if any."""
     return session.execute(select(Message).where(Message.idempotency_key == idempotency_key)).scalar_one_or_none()
+
+
+@dataclass
+class Outgoing:
+    """One message for `queue_sends`: to whom, what, and under which key (see `queue_send`)."""
+
+    contact_id: int
+    content: Mapping[str, Any]
+    origin: str
+    idempotency_key: str
+    purpose: str = "service"
+    address: str | None = None
+    staff_id: int | None = None
+    run_at: datetime | None = None
+    skip_reason: str | None = None
 
 
 def queue_send(
@@ -395,41 +418,73 @@ def queue_send(
     `urgent` puts the job on `received.urgent_jobs` so the callback route runs it right after its commit.
     `skip_reason` archives the message as `skipped` with that reason without sending it (a sender that
     could not build it, e.g. a template that failed to render, leaves this record instead of nothing).
+    An unknown contact is a NotFound.
     """
-    existing = message_by_key(session, idempotency_key)
-    if existing is not None:
-        return existing
-    adapter = _check_kind(account.kind)
-    text = str(content.get("text") or content.get("title") or content.get("subject") or "")
-    message = Message(account_id=account.id, channel=account.kind, contact_id=contact_id, staff_id=staff_id,
-                      direction="out", msg_type=str(content.get("type", "text")), text=text, content=dict(content),
-                      origin=origin, purpose=purpose, status="queued", idempotency_key=idempotency_key,
-                      created_at=clock.now())
-    session.add(message)
-    contact = contacts.get_contact(session, contact_id)
-    refusal: str | None = skip_reason[:2000] if skip_reason else None
-    if refusal is None and account.status != "active":
-        refusal = "account_paused"
-    elif refusal is None and adapter.rules.consent_channel is not None:
-        permission = contacts.contact_permission(session, contact, adapter.rules.consent_channel, purpose)
-        if not permission:
-            refusal = f"consent:{permission.reason}"
-    message.address = address or address_of(session, account, contact_id)
-    if refusal is None and not message.address:
-        refusal = "no_address"
-    if refusal is not None:
-        message.status, message.error = "skipped", refusal
-        session.flush()
-        return message
-    session.flush()
-    kind = DELIVER_IDEMPOTENT if adapter.accepts_idempotency_key else DELIVER
-    jobs.enqueue(session, kind, f"msg:{message.id}", {"message_id": message.id}, run_at=run_at)
-    job = jobs.get_job(session, kind, f"msg:{message.id}")
-    message.job_id = job.id if job is not None else None
-    if urgent and received is not None and message.job_id is not None:
+    item = Outgoing(contact_id=contact_id, content=content, origin=origin, idempotency_key=idempotency_key,
+                    purpose=purpose, address=address, staff_id=staff_id, run_at=run_at, skip_reason=skip_reason)
+    message = queue_sends(session, account=account, items=[item])[0]
+    if message is None:
+        raise NotFound("contact not found")
+    if urgent and received is not None and message.job_id is not None and message.status == "queued":
         received.urgent_jobs.append(message.job_id)
-    session.flush()
     return message
+
+
+def queue_sends(session: Session, *, account: ChannelAccount, items: Sequence[Outgoing]) -> list[Message | None]:
+    """`queue_send` for many messages on one account, in a few statements whatever their number: each
+    item's archive row (the first one for a key already used), None for a contact that is gone."""
+    adapter = _check_kind(account.kind)
+    keys = [item.idempotency_key for item in items]
+    existing = {m.idempotency_key: m for m in session.execute(
+        select(Message).where(Message.idempotency_key.in_(keys))).scalars()} if keys else {}
+    fresh = [item for item in items if item.idempotency_key not in existing]
+    people = contacts.get_contacts(session, [item.contact_id for item in fresh])
+    fresh = [item for item in fresh if item.contact_id in people]
+    consent: dict[tuple[int, str], contacts.Permission] = {}
+    if adapter.rules.consent_channel is not None and account.status == "active":
+        for purpose in {item.purpose for item in fresh}:
+            asked = [people[item.contact_id] for item in fresh if item.purpose == purpose and not item.skip_reason]
+            for contact_id, permission in contacts.contact_permissions(
+                    session, asked, adapter.rules.consent_channel, purpose).items():
+                consent[(contact_id, purpose)] = permission
+    found = addresses_of(session, account, [item.contact_id for item in fresh if not item.address])
+    now = clock.now()
+    made: dict[str, Message] = {}
+    to_send: list[tuple[Message, Outgoing]] = []
+    for item in fresh:
+        if item.idempotency_key in made:
+            continue
+        content = item.content
+        text = str(content.get("text") or content.get("title") or content.get("subject") or "")
+        message = Message(account_id=account.id, channel=account.kind, contact_id=item.contact_id,
+                          staff_id=item.staff_id, direction="out", msg_type=str(content.get("type", "text")),
+                          text=text, content=dict(content), origin=item.origin, purpose=item.purpose,
+                          status="queued", idempotency_key=item.idempotency_key, created_at=now,
+                          address=item.address or found.get(item.contact_id))
+        refusal = item.skip_reason[:2000] if item.skip_reason else None
+        if refusal is None and account.status != "active":
+            refusal = "account_paused"
+        elif refusal is None and (item.contact_id, item.purpose) in consent:
+            permission = consent[(item.contact_id, item.purpose)]
+            if not permission:
+                refusal = f"consent:{permission.reason}"
+        if refusal is None and not message.address:
+            refusal = "no_address"
+        if refusal is not None:
+            message.status, message.error = "skipped", refusal
+        else:
+            to_send.append((message, item))
+        made[item.idempotency_key] = message
+    session.add_all(made.values())
+    session.flush()
+    if to_send:
+        kind = DELIVER_IDEMPOTENT if adapter.accepts_idempotency_key else DELIVER
+        ids = jobs.enqueue_many(session, kind, [(f"msg:{m.id}", {"message_id": m.id}, item.run_at)
+                                                for m, item in to_send])
+        for message, _item in to_send:
+            message.job_id = ids.get(f"msg:{message.id}")
+        session.flush()
+    return [existing.get(item.idempotency_key) or made.get(item.idempotency_key) for item in items]
 
 
 def archive_sent(

@@ -135,19 +135,35 @@ def set_do_not_contact(session: Session, contacts: Sequence[Contact], value: boo
 
 def contact_permission(session: Session, contact: Contact, channel: str, purpose: str = "marketing") -> Permission:
     """Whether a message of `purpose` may go to the contact on `channel`, and the rule that decided."""
+    return contact_permissions(session, [contact], channel, purpose)[contact.id]
+
+
+def contact_permissions(
+    session: Session, contacts: Sequence[Contact], channel: str, purpose: str = "marketing",
+) -> dict[int, Permission]:
+    """`contact_permission` for many contacts at once (one query for their consents), by contact id."""
     _check(channel)
     if purpose not in PURPOSES:
         raise Invalid(f"purpose is one of {', '.join(PURPOSES)}", field="purpose")
-    if contact.do_not_contact:
-        return Permission(False, "do_not_contact")
-    row = consent_of(session, contact, channel)
-    if row is not None:
-        return Permission(row.status == "granted", row.status)
-    if channel in JOINED_CHANNELS:
-        return Permission(False, "not_connected")
-    if purpose == "service":
-        return Permission(True, "service_message")
-    return Permission(False, "no_opt_in")
+    asked = [c for c in contacts if not c.do_not_contact]
+    consents: dict[int, str] = {}
+    for start in range(0, len(asked), 10_000):
+        rows = session.execute(select(Consent.contact_id, Consent.status).where(
+            Consent.contact_id.in_([c.id for c in asked[start:start + 10_000]]), Consent.channel == channel))
+        consents.update({int(contact_id): str(status) for contact_id, status in rows})
+    found: dict[int, Permission] = {}
+    for contact in contacts:
+        if contact.do_not_contact:
+            found[contact.id] = Permission(False, "do_not_contact")
+        elif contact.id in consents:
+            found[contact.id] = Permission(consents[contact.id] == "granted", consents[contact.id])
+        elif channel in JOINED_CHANNELS:
+            found[contact.id] = Permission(False, "not_connected")
+        elif purpose == "service":
+            found[contact.id] = Permission(True, "service_message")
+        else:
+            found[contact.id] = Permission(False, "no_opt_in")
+    return found
 
 
 def may_contact(session: Session, contact: Contact, channel: str, purpose: str = "marketing") -> bool:

@@ -46,6 +46,7 @@ TASK_MODULES: tuple[str, ...] = (
     "siyu.messaging.welcome", "siyu.messaging.keywords",
     "siyu.channels.webhook_events",
     "siyu.channels.wecom.tasks",
+    "siyu.acquisition.tasks",
     "siyu.acquisition.spend",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
@@ -105,6 +106,32 @@ def handler_for(kind: str) -> HandlerSpec | None:
     return _HANDLERS.get(kind)
 
 
+def _job_values(
+    session: Session, kind: str, idempotency_key: str, payload: dict[str, Any] | None, *, workspace_id: int | None,
+    run_at: datetime | None, max_attempts: int | None,
+) -> dict[str, Any]:
+    from siyu.core.tenancy import bound_workspace
+
+    spec = _HANDLERS.get(kind)
+    now = clock.now()
+    return {
+        "kind": kind,
+        "idempotency_key": idempotency_key,
+        "payload": payload or {},
+        "workspace_id": workspace_id if workspace_id is not None else bound_workspace(session),
+        "status": PENDING,
+        "run_at": run_at or now,
+        "attempts": 0,
+        "max_attempts": max_attempts or (spec.max_attempts if spec else 8),
+        "created_at": now,
+    }
+
+
+def _insert_jobs(session: Session, rows: list[dict[str, Any]]) -> Any:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return insert(Job).values(rows).on_conflict_do_nothing(index_elements=["kind", "idempotency_key"])
+
+
 def enqueue(
     session: Session,
     kind: str,
@@ -119,25 +146,35 @@ def enqueue(
 
     Returns True when this call created the job.
     """
-    spec = _HANDLERS.get(kind)
-    from siyu.core.tenancy import bound_workspace
-
-    values = {
-        "kind": kind,
-        "idempotency_key": idempotency_key,
-        "payload": payload or {},
-        "workspace_id": workspace_id if workspace_id is not None else bound_workspace(session),
-        "status": PENDING,
-        "run_at": run_at or clock.now(),
-        "attempts": 0,
-        "max_attempts": max_attempts or (spec.max_attempts if spec else 8),
-        "created_at": clock.now(),
-    }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Job).values(**values).on_conflict_do_nothing(index_elements=["kind", "idempotency_key"])
-    result = session.execute(stmt.returning(Job.id))
+    values = _job_values(session, kind, idempotency_key, payload, workspace_id=workspace_id, run_at=run_at,
+                         max_attempts=max_attempts)
+    result = session.execute(_insert_jobs(session, [values]).returning(Job.id))
     return result.first() is not None
+
+
+# Rows per multi-row INSERT: SQLite takes at most 32,766 parameters in one statement.
+_ENQUEUE_ROWS = 1_000
+
+
+def enqueue_many(
+    session: Session, kind: str, items: Sequence[tuple[str, dict[str, Any], datetime | None]], *,
+    workspace_id: int | None = None,
+) -> dict[str, int]:
+    """`enqueue` for many jobs of one kind — `(idempotency_key, payload, run_at)` each — in a few
+    multi-row statements; every key's job id, whether this call or an earlier one created it."""
+    ids: dict[str, int] = {}
+    rows = [_job_values(session, kind, key, payload, workspace_id=workspace_id, run_at=run_at, max_attempts=None)
+            for key, payload, run_at in items]
+    for start in range(0, len(rows), _ENQUEUE_ROWS):
+        part = rows[start:start + _ENQUEUE_ROWS]
+        made = session.execute(_insert_jobs(session, part).returning(Job.id, Job.idempotency_key))
+        ids.update({str(key): int(job_id) for job_id, key in made})
+        older = [r["idempotency_key"] for r in part if r["idempotency_key"] not in ids]
+        if older:
+            found = session.execute(select(Job.id, Job.idempotency_key).where(
+                Job.kind == kind, Job.idempotency_key.in_(older)))
+            ids.update({str(key): int(job_id) for job_id, key in found})
+    return ids
 
 
 def get_job(session: Session, kind: str, idempotency_key: str) -> Job | None:

@@ -69,10 +69,10 @@ def get_scoped(session: Session, model: type[T], object_id: Any, *, what: str | 
     if bound_workspace(session) is None:
         raise TenancyViolation("get_scoped needs a session bound to a workspace")
     key = parse_id(object_id, what or model.__name__)
-    from sqlalchemy import select
-
-    row = session.execute(select(model).where(model.id == key)).scalar_one_or_none()  # type: ignore[attr-defined]
-    if row is None:
+    # The identity map first (no query for a row this session holds), the workspace checked by hand
+    # then; otherwise the SELECT carries the workspace criteria like every other.
+    row = session.get(model, key)
+    if row is None or getattr(row, "workspace_id", None) not in (None, bound_workspace(session)):
         raise NotFound(f"{what or model.__name__} not found")
     return row
 

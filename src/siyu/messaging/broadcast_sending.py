@@ -17,7 +17,7 @@ from siyu.contacts import segments
 from siyu.contacts import service as contacts
 from siyu.conversations.models import Message
 from siyu.core import clock, faults, jobs
-from siyu.core.errors import Invalid, NotFound
+from siyu.core.errors import Invalid
 from siyu.core.events import record_event
 from siyu.core.models import Job
 from siyu.core.tenancy import parse_id
@@ -130,9 +130,8 @@ def process_chunk(session: Session, b: Broadcast, *, limit: int | None = None) -
         if b.optimise_send_time else {}
     fallback = send_time.preference_from(b.plan.get("preference"))
     interval, slots = float(b.plan.get("interval") or 0), int(b.plan.get("slots") or 0)
-    for i, r in enumerate(rows):
-        if i == len(rows) // 2:
-            faults.fault("broadcasts.mid_chunk")
+    planned: list[tuple[BroadcastRecipient, datetime | None]] = []
+    for r in rows:
         at = start
         if interval:
             at = max(at, (b.started_at or now) + timedelta(seconds=slots * interval))
@@ -145,37 +144,52 @@ def process_chunk(session: Session, b: Broadcast, *, limit: int | None = None) -
         if verdict is not None:
             r.status, r.reason = "skipped", verdict
             continue
-        _queue_one(session, b, account, r, at if at > now else None)
-        slots += r.status == "queued"
+        planned.append((r, at if at > now else None))
+        slots += 1
+    _queue(session, b, account, planned)
     b.processed_count += len(rows)
     b.plan = {**b.plan, "slots": slots}
     session.flush()
     return len(rows)
 
 
-def _queue_one(session: Session, b: Broadcast, account: Any, r: BroadcastRecipient, run_at: datetime | None) -> None:
-    try:
-        contact = contacts.get_contact(session, r.contact_id)
-        content = templates.render_content(b.content, templates.contact_context(session, contact))
-    except NotFound:
-        r.status, r.reason = "skipped", "contact_deleted"
-        return
-    except Invalid as exc:
-        r.status, r.reason = "skipped", f"template: {exc.message}"[:200]
-        return
-    codes = {url: links.new_code() for url in links.links_in(content)}
-    message = channels.queue_send(
-        session, account=account, contact_id=r.contact_id, content=links.rewrite(content, codes),
-        origin=f"broadcast:{b.id}", idempotency_key=f"broadcast:{b.id}:{r.contact_id}", purpose="marketing",
-        run_at=run_at)
-    if codes and message.status == "queued":
-        session.add_all([BroadcastLink(code=code, broadcast_id=b.id, contact_id=r.contact_id, message_id=message.id,
-                                       url=url) for url, code in codes.items()])
-    r.message_id = message.id
-    if message.status == "skipped":
-        r.status, r.reason = "skipped", message.error
-    else:
-        r.status = "queued"
+def _queue(
+    session: Session, b: Broadcast, account: Any, planned: list[tuple[BroadcastRecipient, datetime | None]],
+) -> None:
+    """Render each planned recipient's message and queue them all at once (`channels.queue_sends`)."""
+    people = contacts.get_contacts(session, [r.contact_id for r, _at in planned])
+    items: list[channels.Outgoing] = []
+    sending: list[tuple[BroadcastRecipient, dict[str, str]]] = []
+    for i, (r, at) in enumerate(planned):
+        if i == len(planned) // 2:
+            faults.fault("broadcasts.mid_chunk")
+        contact = people.get(r.contact_id)
+        if contact is None:
+            r.status, r.reason = "skipped", "contact_deleted"
+            continue
+        try:
+            content = templates.render_content(b.content, templates.contact_context(session, contact))
+        except Invalid as exc:
+            r.status, r.reason = "skipped", f"template: {exc.message}"[:200]
+            continue
+        codes = {url: links.new_code() for url in links.links_in(content)}
+        items.append(channels.Outgoing(
+            contact_id=r.contact_id, content=links.rewrite(content, codes), origin=f"broadcast:{b.id}",
+            idempotency_key=f"broadcast:{b.id}:{r.contact_id}", purpose="marketing", run_at=at))
+        sending.append((r, codes))
+    messages = channels.queue_sends(session, account=account, items=items)
+    for (r, codes), message in zip(sending, messages, strict=True):
+        if message is None:  # deleted since we read it
+            r.status, r.reason = "skipped", "contact_deleted"
+            continue
+        if codes and message.status == "queued":
+            session.add_all([BroadcastLink(code=code, broadcast_id=b.id, contact_id=r.contact_id,
+                                           message_id=message.id, url=url) for url, code in codes.items()])
+        r.message_id = message.id
+        if message.status == "skipped":
+            r.status, r.reason = "skipped", message.error
+        else:
+            r.status = "queued"
 
 
 def chunk_job(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:

@@ -139,6 +139,12 @@ def update_contact_way(
                  entity_type="channel_account", entity_id=account.id, before=None, after=body)
 
 
+def follow_users(session: Session, account: ChannelAccount) -> list[str]:
+    """The members who have the customer-contact permission (客户联系), by userid."""
+    answer = _run(session, account, _client(account).call("/cgi-bin/externalcontact/get_follow_user_list"))
+    return [str(u) for u in answer.get("follow_user") or []]
+
+
 def delete_contact_way(session: Session, account: ChannelAccount, config_id: str, *, actor: Actor) -> None:
     """Delete a contact way: its QR code stops adding anyone."""
     _run(session, account, _client(account).call("/cgi-bin/externalcontact/del_contact_way",
