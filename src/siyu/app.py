@@ -40,6 +40,7 @@ API_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.acquisition.api", "router"),
     ("siyu.acquisition.api_groups", "router"),
     ("siyu.acquisition.api_posters", "router"),
+    ("siyu.acquisition.api_spend", "router"),
 )
 # Console sub-apps and other routers mounted at the root (console pages, channel callbacks).
 ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
@@ -64,6 +65,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.acquisition.links", "router"),
     ("siyu.acquisition.views_groups", "router"),
     ("siyu.acquisition.views_posters", "router"),
+    ("siyu.acquisition.views_spend", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).

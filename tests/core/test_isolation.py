@@ -76,6 +76,7 @@ def _seed_b(db, make_workspace, make_user, make_key) -> tuple[Any, dict[str, int
     ids.update(_seed_b_conversations(db, ids["contact_id"]))
     ids.update(_seed_b_acquisition(db))
     ids.update(_seed_b_groups(db, account.id))
+    _seed_b_spend(db, ids["contact_id"], ids["source_id"])
     bind_workspace(db, None)
     ids.update({"tag_group_id": group.id, "tag_id": tag.id, "tag_rule_id": rule.id, "staff_id": leaving.id,
                 "handover_id": handover.id, "import_id": contact_import.id,
@@ -96,6 +97,23 @@ def _seed_b_groups(db, account_id: int) -> dict[str, int]:
     db.add(GroupCodeChat(code_id=code.id, group_id=group.id, chat_id=group.chat_id))
     db.commit()
     return {"group_id": group.id, "group_code_id": code.id}
+def _seed_b_spend(db, contact_id: int, source_id: int) -> None:
+    """A day's spend of B's source, a contact acquired through it and their order (for the metrics)."""
+    from datetime import timedelta
+
+    from siyu.acquisition import spend
+    from siyu.acquisition.models import Attribution
+    from siyu.core.events import record_event
+
+    spend.put_spend(db, source_id=source_id, day=clock.now().date() - timedelta(days=1), amount=5000, note=B_MARK,
+                    actor=Actor.cli(B_MARK))
+    if db.execute(select(Attribution).where(Attribution.contact_id == contact_id)).scalar_one_or_none() is None:
+        db.add(Attribution(contact_id=contact_id, first_source_id=source_id, first_at=clock.now() - timedelta(days=1),
+                           latest_source_id=source_id, latest_at=clock.now() - timedelta(days=1)))
+    record_event(db, type="order.paid", contact_id=contact_id, idempotency_key=f"order-{B_MARK}",
+                 properties={"order_id": B_MARK, "amount": 4321, "currency": "CNY",
+                             "items": [{"sku": B_MARK, "qty": 1, "price": 4321}]})
+    db.commit()
 
 
 def _seed_b_broadcast(db, segment_id: int) -> int:

@@ -57,6 +57,8 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             NavPage("/console/group-codes", N_("Group codes")),
             NavPage("/console/customer-groups", N_("Customer groups")),
             NavPage("/console/poster-templates", N_("Posters")),
+            NavPage("/console/acquisition/spend", N_("Cost table")),
+            NavPage("/console/acquisition/compare", N_("Source comparison")),
         ),
     ),
     ProductModule(

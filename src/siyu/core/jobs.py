@@ -48,6 +48,7 @@ TASK_MODULES: tuple[str, ...] = (
     "siyu.channels.wecom.tasks",
     "siyu.acquisition.tasks",
     "siyu.acquisition.groups",
+    "siyu.acquisition.spend",
 )
 # Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, at most CAP, times a draw in [0.5, 1).
 BACKOFF_BASE_SECONDS = 5.0
