@@ -245,3 +245,13 @@ def test_a_spend_file_round_trips(db, ws, data):
     spend.import_spend_csv(db, exported.encode(), actor=ACTOR)
     assert [(r.source_id, r.day, r.amount, r.currency) for r in _rows(db)] == before
     nested.rollback()
+
+
+def test_a_source_with_a_cost_model_has_its_nightly_fill_queued(db, ws):
+    from siyu.acquisition import service
+
+    service.create_source(db, name="No cost", type="other", currency="CNY", actor=ACTOR)
+    assert not db.execute(select(Job).where(Job.kind == spend.DAILY)).scalars().all()
+    service.create_source(db, name="Cards", type="parcel_card", currency="CNY", actor=ACTOR,
+                          cost_model={"kind": "per_unit", "unit_cost": 5, "units_per_day": 1000})
+    assert len(db.execute(select(Job).where(Job.kind == spend.DAILY)).scalars().all()) == 1

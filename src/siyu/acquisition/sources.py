@@ -146,7 +146,16 @@ def create_source(session: Session, *, name: Any, type: Any, currency: Any = Non
     session.flush()
     audit.record(session, actor, workspace_id=workspace_id, action="acquisition.source.create",
                  entity_type="acquisition_source", entity_id=source.id, before=None, after=audit.snapshot(source))
+    _fill_daily(session, source)
     return source
+
+
+def _fill_daily(session: Session, source: Source) -> None:
+    """A source with a cost model has its spend filled every night (`spend.ensure_daily_spend`)."""
+    if source.cost_model:
+        from siyu.acquisition import spend  # spend reads sources through this module
+
+        spend.ensure_daily_spend(session)
 
 
 def _has_spend(session: Session, source: Source) -> bool:
@@ -180,6 +189,7 @@ def update_source(session: Session, source: Source, *, changes: Mapping[str, Any
     session.flush()
     audit.record(session, actor, workspace_id=source.workspace_id, action="acquisition.source.update",
                  entity_type="acquisition_source", entity_id=source.id, before=before, after=audit.snapshot(source))
+    _fill_daily(session, source)
     return source
 
 
