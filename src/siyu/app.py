@@ -60,6 +60,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.conversations.views", "router"),
     ("siyu.channels.wecom.callbacks", "router"),
     ("siyu.acquisition.links", "router"),
+    ("siyu.acquisition.views", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).

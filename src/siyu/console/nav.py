@@ -53,6 +53,10 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
             "with staff rotation, spend and the cost of each new contact."
         ),
         N_("Create a channel code for your first source and print its QR code."),
+        pages=(
+            NavPage("/console/channel-codes", N_("Channel codes")),
+            NavPage("/console/sources", N_("Sources")),
+        ),
     ),
     ProductModule(
         "contacts",
