@@ -66,6 +66,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.acquisition.views_groups", "router"),
     ("siyu.acquisition.views_posters", "router"),
     ("siyu.acquisition.views_spend", "router"),
+    ("siyu.acquisition.views", "router"),
 )
 # Routes that take whole files: (method, path prefix, the setting that caps their bodies instead of
 # max_body_bytes).

@@ -54,9 +54,31 @@ def test_a_follow_and_a_scan_through_the_scene_are_arrivals_and_rotation_picks_t
     assert [a.kind for a in rows] == ["add", "scan"]
     # The follow made the contact: the member rotation chose owns them; the scan of a known contact
     # chooses nobody and keeps the owner.
-    assert rows[0].staff_id in (staff[1].id, staff[2].id)
+    assert rows[0].staff_id == staff[1].id  # a fresh round robin starts at the first member
     assert rows[1].staff_id is None
     assert contacts.get_contact(db, rows[0].contact_id).owner_id == rows[0].staff_id
+
+
+def test_a_fresh_round_robin_code_hands_out_in_member_order_from_the_first(db, oa_code, staff):
+    assert [m.position for m in service.members_of(db, oa_code)] == [1, 2]
+    owners = []
+    for i in range(3):
+        contact, _ = contacts.upsert_contact(db, identities=[{"type": "phone", "value": f"1380013800{i}"}],
+                                             actor=None)
+        landed = service.record_arrival(db, oa_code, kind="add", dedupe_key=f"rr{i}", contact_id=contact.id,
+                                        new_contact=True)
+        owners.append(landed.staff_id)
+    assert owners == [staff[1].id, staff[2].id, staff[1].id]
+
+
+def test_a_known_contact_arriving_keeps_their_owner(db, oa_code, staff):
+    contact, _ = contacts.upsert_contact(db, identities=[{"type": "phone", "value": "13800138009"}], actor=None)
+    from siyu.contacts import staff as staff_service
+
+    staff_service.assign_owner(db, [contact.id], staff[0].id, actor=None)
+    landed = service.record_arrival(db, oa_code, kind="scan", dedupe_key="known", contact_id=contact.id)
+    assert (landed.staff_id, landed.arrival.new_contact) == (None, False)
+    assert contacts.get_contact(db, contact.id).owner_id == staff[0].id
 
 
 def fake_oa_ts(c) -> int:

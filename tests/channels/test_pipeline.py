@@ -76,6 +76,14 @@ def test_a_follow_makes_a_contact_grants_consent_and_is_processed_once(db, accou
     assert [(t, p["scene"]) for t, p in events] == [("channel.joined", "poster")]
 
 
+def test_received_says_whether_the_item_made_the_contact(db, account):
+    first = service.receive(db, account, joined())
+    later = service.receive(db, account, Inbound(dedupe_key="m-later", sender="o-1", kind="text", text="hi"))
+
+    assert (first.created, later.created) == (True, False)
+    assert later.contact_id == first.contact_id
+
+
 def test_a_message_is_archived_and_hooks_choose_the_passive_reply(db, account):
     seen: list[str] = []
 

@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,8 +50,6 @@ from siyu.core.workspaces import get_workspace
 from siyu.messaging.welcome import Welcome, welcome_lookup
 
 ARRIVED = "acquisition.arrived"
-# A contact created this recently by the same callback counts as new.
-NEW_WINDOW_SECONDS = 5
 # The random source of the Official Account's and links' rotation draws (tests and benches replace it).
 _draw: list[Callable[[], float]] = [random.Random().random]
 
@@ -123,14 +121,6 @@ def _touch(session: Session, code: ChannelCode, contact_id: int, staff_id: int |
     session.flush()
 
 
-def _is_new(session: Session, contact_id: int) -> bool:
-    """Made by this arrival's callback: created just now, and never arrived through a code before."""
-    contact = contact_service.get_contact(session, contact_id)
-    if contact.created_at < clock.now() - timedelta(seconds=NEW_WINDOW_SECONDS):
-        return False
-    return session.execute(select(Arrival.id).where(Arrival.contact_id == contact_id).limit(1)).first() is None
-
-
 def _existing_tags(session: Session, tag_ids: list[int]) -> list[int]:
     out = []
     for tag_id in tag_ids:
@@ -168,9 +158,10 @@ def _owner(session: Session, code: ChannelCode, staff_userid: str | None, at_loc
 
 def record_arrival(
     session: Session, code: ChannelCode, *, kind: str, dedupe_key: str, contact_id: int | None,
-    staff_userid: str | None = None, occurred_at: datetime | None = None,
+    new_contact: bool = False, staff_userid: str | None = None, occurred_at: datetime | None = None,
 ) -> Landed:
-    """Record one arrival through a code (once per `dedupe_key`), with its touch, owner, tags and event."""
+    """Record one arrival through a code (once per `dedupe_key`), with its touch, owner, tags and event.
+    `new_contact`: the platform event that brought the person also made the contact (`Received.created`)."""
     now = clock.now()
     at = occurred_at or now
     at_local = local_now(session, at)
@@ -178,7 +169,7 @@ def record_arrival(
     if status == "expired" and code.status != "expired":
         code.status = "expired"
     note = {"paused": "code_paused", "expired": "code_expired"}.get(status)
-    new_contact = contact_id is not None and _is_new(session, contact_id)
+    new_contact = contact_id is not None and new_contact
     staff_id, rotation_note = (None, None)
     owner = contact_service.get_contact(session, contact_id).owner_id if contact_id is not None else None
     # WeCom names the member the person added; elsewhere rotation chooses, only for whom it will own.
@@ -238,7 +229,7 @@ def _on_receive(session: Session, account: ChannelAccount, item: Inbound,
     if found is not None and received.contact_id is not None:
         code, kind = found
         record_arrival(session, code, kind=kind, dedupe_key=f"cb:{account.id}:{item.dedupe_key}",
-                       contact_id=received.contact_id,
+                       contact_id=received.contact_id, new_contact=received.created,
                        staff_userid=str(item.details.get("staff_userid") or "") or None,
                        occurred_at=item.occurred_at)
     return None

@@ -45,7 +45,6 @@ from siyu.settings import get_settings
 MAX_STATE = 30
 STATE = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
 STATE_BYTES = 9  # token_urlsafe(9): 12 characters
-MAX_MEMBERS = 100
 MAX_TAGS = 20
 QR_IMAGE_MAX_BYTES = 2 * 1024 * 1024
 # The errcodes WeCom answers when a member can't be on a contact way, and what each means.
@@ -240,55 +239,23 @@ class MemberInput:
     name: str
 
 
-def _int(value: Any, field: str, *, low: int, default: int | None) -> int | None:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid("a whole number", field=field)
-    if value < low:
-        raise Invalid(f"at least {low}", field=field)
-    return value
-
-
 def clean_members(session: Session, value: Any, *, kind: str) -> list[MemberInput]:
-    """A code's members checked: active staff, weight ≥ 1, a cap ≥ 0, working hours; WeCom userids on WeCom."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > MAX_MEMBERS:
-        raise Invalid(f"members is a list of at most {MAX_MEMBERS}", field="members")
+    """A code's members checked: the rotation's rules (`rotation.validate_members`: weight, cap, hours,
+    backup, each staff member once), then the staff themselves: existing, active, with a WeCom userid on
+    a WeCom code."""
     out: list[MemberInput] = []
-    seen: set[int] = set()
-    for i, raw in enumerate(value):
-        where = f"members.{i}"
-        if not isinstance(raw, Mapping):
-            raise Invalid("a member is {staff_id, weight, daily_cap, hours, backup}", field=where)
-        unknown = sorted(set(raw) - {"staff_id", "weight", "daily_cap", "hours", "backup"})
-        if unknown:
-            raise Invalid(f"unknown field {unknown[0]!r}", field=f"{where}.{unknown[0]}", code="unknown_field")
+    for i, member in enumerate(rotation.validate_members(value)):
+        where = f"members.{i}.staff_id"
         try:
-            staff = staff_service.get_staff(session, raw.get("staff_id"))
+            staff = staff_service.get_staff(session, member["staff_id"])
         except NotFound:
-            raise NotFound("staff member not found", field=f"{where}.staff_id") from None
+            raise NotFound("staff member not found", field=where) from None
         if not staff.active:
-            raise Invalid(f"{staff.name} is not active", field=f"{where}.staff_id")
-        if staff.id in seen:
-            raise Invalid("a staff member is on a code once", field=f"{where}.staff_id")
-        seen.add(staff.id)
+            raise Invalid(f"{staff.name} is not active", field=where)
         if kind == "wecom" and not staff.wecom_userid:
-            raise Invalid(f"{staff.name} has no WeCom userid: set it on the staff page first",
-                          field=f"{where}.staff_id")
-        weight = _int(raw.get("weight"), f"{where}.weight", low=1, default=1) or 1
-        cap = raw.get("daily_cap")
-        if cap is not None:
-            if isinstance(cap, bool) or not isinstance(cap, int):
-                raise Invalid("a daily cap is a whole number", field=f"{where}.daily_cap")
-            if cap < 0:
-                raise Invalid("a daily cap is 0 or more", field=f"{where}.daily_cap", code="negative_cap")
-        backup = raw.get("backup", False)
-        if not isinstance(backup, bool):
-            raise Invalid("backup is true or false", field=f"{where}.backup")
-        hours = rotation.validate_hours(raw.get("hours") or [], f"{where}.hours")
-        out.append(MemberInput(staff.id, weight, cap, hours, backup, staff.wecom_userid, staff.name))
+            raise Invalid(f"{staff.name} has no WeCom userid: set it on the staff page first", field=where)
+        out.append(MemberInput(staff.id, member["weight"], member["daily_cap"], member["hours"], member["backup"],
+                               staff.wecom_userid, staff.name))
     return out
 
 
@@ -436,7 +403,9 @@ def _account(session: Session, kind: str, account_id: Any) -> ChannelAccount | N
 def _replace_members(session: Session, code: ChannelCode, members: Sequence[MemberInput]) -> None:
     old = {r.staff_id: r.platform_error for r in members_of(session, code)}
     session.execute(delete(ChannelCodeStaff).where(ChannelCodeStaff.code_id == code.id))
-    for position, m in enumerate(members):
+    # Positions 1, 2, …: the round robin's cursor 0 means nobody chosen yet, so a fresh code starts at
+    # the first member.
+    for position, m in enumerate(members, start=1):
         session.add(ChannelCodeStaff(workspace_id=code.workspace_id, code_id=code.id, staff_id=m.staff_id,
                                      weight=m.weight, daily_cap=m.daily_cap, hours=m.hours, backup=m.backup,
                                      position=position, platform_error=None if code.kind == "wecom"

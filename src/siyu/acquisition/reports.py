@@ -82,13 +82,15 @@ def daily_series(session: Session, code: ChannelCode, *, days: int = 30, end: da
     return Series([d.isoformat() for d in labels], scans, adds, conversions)
 
 
-def totals(session: Session, code_ids: list[int]) -> dict[int, dict[str, int]]:
-    """Scans and adds of each code, all time."""
+def totals(session: Session, code_ids: list[int], *, day: date | None = None) -> dict[int, dict[str, int]]:
+    """Scans and adds of each code, all time (or on one local day)."""
     out = {code_id: {"scans": 0, "adds": 0} for code_id in code_ids}
     if not code_ids:
         return out
-    rows = session.execute(select(Arrival.code_id, Arrival.kind, func.count()).where(
-        Arrival.code_id.in_(code_ids)).group_by(Arrival.code_id, Arrival.kind)).all()
+    stmt = select(Arrival.code_id, Arrival.kind, func.count()).where(Arrival.code_id.in_(code_ids))
+    if day is not None:
+        stmt = stmt.where(Arrival.local_day == day)
+    rows = session.execute(stmt.group_by(Arrival.code_id, Arrival.kind)).all()
     for code_id, kind, n in rows:
         out[int(code_id)]["scans"] += int(n)
         if kind == "add":

@@ -224,6 +224,8 @@ class Received:
     # What chose the passive reply (`keyword:<rule id>`), kept as the archived reply's origin.
     reply_origin: str | None = None
     urgent_jobs: list[int] = field(default_factory=list)
+    # The contact was made by this item (nobody had its identities before).
+    created: bool = False
 
 
 # A receive hook sees every new item after it was stored; it may return a passive reply's content.
@@ -319,14 +321,14 @@ def receive(session: Session, account: ChannelAccount, item: Inbound) -> Receive
     identities = [{"type": rules.identity_type, "value": item.sender},
                   *({"type": t, "value": v} for t, v in item.extra_identities)]
     fields = {"nickname": item.nickname} if item.nickname else None
-    contact, _created = contacts.upsert_contact(session, identities=identities, fields=fields, actor=None,
+    contact, created = contacts.upsert_contact(session, identities=identities, fields=fields, actor=None,
                                                 source=f"channel:{account.kind}")
     _keep_address(session, account, contact.id, item)
     consent = rules.consent_channel
     if consent in JOINED_CHANNELS and item.event in ("joined", "left"):
         change = contacts.grant_from_channel if item.event == "joined" else contacts.withdraw_from_channel
         change(session, contact, consent, source=f"{account.kind}:{account.id}", proof=item.dedupe_key[:200])
-    received = Received(duplicate=False, contact_id=contact.id)
+    received = Received(duplicate=False, contact_id=contact.id, created=created)
     base = {"account_id": account.id, "channel": account.kind}
     if item.kind == "event":
         properties = {**base, **dict(item.details)}

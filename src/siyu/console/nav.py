@@ -54,6 +54,8 @@ PRODUCT_MODULES: tuple[ProductModule, ...] = (
         ),
         N_("Create a channel code for your first source and print its QR code."),
         pages=(
+            NavPage("/console/channel-codes", N_("Channel codes")),
+            NavPage("/console/sources", N_("Sources")),
             NavPage("/console/group-codes", N_("Group codes")),
             NavPage("/console/customer-groups", N_("Customer groups")),
             NavPage("/console/poster-templates", N_("Posters")),

@@ -20,8 +20,11 @@
     });
   }
 
-  // Every `.chart[data-chart]` is a bar chart of {labels, counts} (the dashboard sends days instead of labels);
+  // Every `.chart[data-chart]` is a bar chart of {labels, counts} (the dashboard sends days instead of labels),
+  // or of several series side by side, {days, series: [{name, counts}]}, with a legend;
   // each page keeps a table or figures beside it that say the same without script.
+  var PALETTE = ["#f59e0b", "#6366f1", "#ec4899"];
+
   function drawChart(el) {
     var data = JSON.parse(el.dataset.chart);
     var labels = data.labels || data.days.map(function (d) { return d.slice(5); });
@@ -30,7 +33,7 @@
     var muted = styles.getPropertyValue("--text-muted").trim() || "#64748b";
     var grid = styles.getPropertyValue("--border").trim() || "#e2e8f0";
     var instance = window.echarts.init(el, null, { renderer: "canvas" });
-    instance.setOption({
+    var option = {
       animation: false,
       grid: { left: 48, right: 16, top: 16, bottom: 28 },
       tooltip: { trigger: "axis" },
@@ -42,9 +45,16 @@
         type: "value", minInterval: 1,
         splitLine: { lineStyle: { color: grid } }, axisLabel: { color: muted }
       },
-      series: [{ name: el.dataset.series, type: "bar", data: data.counts, barMaxWidth: 28,
-                 itemStyle: { color: accent, borderRadius: [3, 3, 0, 0] } }]
-    });
+      series: (data.series || [{ name: el.dataset.series, counts: data.counts }]).map(function (s, i) {
+        return { name: s.name, type: "bar", data: s.counts, barMaxWidth: 28,
+                 itemStyle: { color: i ? PALETTE[(i - 1) % PALETTE.length] : accent, borderRadius: [3, 3, 0, 0] } };
+      })
+    };
+    if (data.series) {
+      option.legend = { top: 0, textStyle: { color: muted } };
+      option.grid.top = 36;
+    }
+    instance.setOption(option);
     window.addEventListener("resize", function () { instance.resize(); });
   }
 
