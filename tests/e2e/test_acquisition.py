@@ -1,12 +1,14 @@
 """The issue's acquisition scenario in Chromium: add a source, make a WeCom channel code that rotates across
-two staff members on the local WeCom test server, then send an add for its state through the real
-/hooks/wecom route and see it on the code's page: its figures, its chart and its arrivals."""
+two staff members on the local WeCom test server, download its poster and read the QR back, then send an
+add for its state through the real /hooks/wecom route and see it on the code's page (its figures, its
+chart and its arrivals) and in the source comparison."""
 
 from __future__ import annotations
 
 import html
 import json
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -89,8 +91,13 @@ def test_make_a_rotating_wecom_code_and_see_an_add_arrive(page, server):
         expect(page.locator("#code-members")).to_contain_text("Li Si")
         expect(page.locator("#over-time")).to_contain_text("Nobody came through this code")
         code_id, state, workspace_id = _code(server.database_url, "Parcel card June")
-        [way] = fake.contact_ways.values()
+        [(config_id, way)] = fake.contact_ways.items()
         assert (way["state"], sorted(way["user"])) == (state, ["lisi", "zhangsan"])
+
+        # The printed poster carries the QR WeCom made for the code's contact way.
+        with page.expect_download() as poster:
+            page.locator(f"#code-downloads-{code_id}").get_by_role("button", name="Poster (PNG)").click()
+        assert _decode(Path(poster.value.path()).read_bytes()) == [fake.qr_target(config_id)]
 
         # An add for the code's state, signed and encrypted as WeCom sends it, through the real route.
         query, body = callback_body(add_external_contact_xml("wmE2E01", userid="lisi", state=state,
@@ -114,7 +121,21 @@ def test_make_a_rotating_wecom_code_and_see_an_add_arrive(page, server):
 
         page.goto("/console/channel-codes")
         expect(page.locator(f"#code-{code_id} [data-adds-today]")).to_have_text("1")
+
+        # The new contact counts as acquired by the source in the comparison.
+        page.locator(".sidebar").get_by_role("link", name="Source comparison").click()
+        expect(page.locator("#comparison tbody tr").filter(has_text="Parcel cards").locator("td").nth(2)) \
+            .to_have_text("1")
         assert problems == []
+
+
+def _decode(png: bytes) -> list[str]:
+    import io
+
+    import zxingcpp
+    from PIL import Image
+
+    return [found.text for found in zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))]
 
 
 def _staff_id(url: str, workspace_id: int, name: str) -> int:

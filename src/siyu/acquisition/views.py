@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from siyu.acquisition import service
+from siyu.acquisition import posters, service
 from siyu.acquisition.models import ChannelCode, Source
 from siyu.channels import service as channels
 from siyu.console.nav import N_
@@ -570,7 +570,7 @@ def code_page(code_id: int, console: ConsoleDep, days: int = 30, cursor: str | N
                                                                                    if t in tags],
         tz=tz, format_hours=format_hours, status_names=STATUS_NAMES, kind_names=CODE_KIND_NAMES,
         strategy_names=STRATEGY_NAMES, arrival_kind_names=ARRIVAL_KIND_NAMES, note_names=NOTE_NAMES,
-        editable=_editable(console),
+        editable=_editable(console), poster_templates=posters.list_templates(console.db),
         # an expired code resumes only once its expiry is moved (in the editor)
         can_resume=code.expires_at is None or code.expires_at > clock.now(),
     )
