@@ -28,6 +28,7 @@ def test_owner_signs_in_switches_language_and_workspace_and_creates_a_key_seen_o
     expect(page.locator(".sidebar")).to_contain_text("用户与角色")
     expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
 
+    page.wait_for_load_state("load")  # the switcher submits from console.js, bound once the page has loaded
     page.locator("#workspace-switch").select_option(label="Second Shop")
     expect(page.locator("h1")).to_have_text("Second Shop")
     expect(page.locator("#events-chart canvas")).to_have_count(1)

@@ -37,6 +37,7 @@ from siyu.acquisition.group_models import EXTERNAL, STAFF, CustomerGroup, GroupC
 from siyu.acquisition.models import ChannelCode, ChannelCodeStaff
 from siyu.channels import service as channels
 from siyu.channels.demo import ACCOUNT_NAME
+from siyu.contacts import demo as demo_contacts
 from siyu.contacts import service as contacts
 from siyu.contacts import staff as staff_service
 from siyu.core import clock
@@ -150,6 +151,9 @@ def add_demo_acquisition(session: Session, workspace: Workspace, rng: random.Ran
     finally:
         arrivals.set_draw(None)
     add_demo_groups(session, workspace, rng, progress)
+    # The arrivals and group joins are events about the demo's contacts: their stages count them now,
+    # so a second demo run finds nothing left to change.
+    demo_contacts.settle(session)
 
 
 def _arrive(session: Session, account_id: int | None, made: list[ChannelCode], link: ChannelCode | None,
