@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 from siyu.core.migrate import upgrade
 
 PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL") or None
+# The suite's Redis; `make test` gives the SQLite run another database number, as both runs go side by side.
+REDIS_URL = os.environ.get("SIYU_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 
 def on_postgres() -> bool:

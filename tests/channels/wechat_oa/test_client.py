@@ -17,6 +17,7 @@ from siyu.channels.wechat_oa.adapter import ADAPTER
 from siyu.channels.wechat_oa.models import AccessToken
 from siyu.core.models import Job
 from siyu.settings import get_settings
+from tests.support import REDIS_URL
 
 CUSTOM = "/cgi-bin/message/custom/send"
 TOKEN = "/cgi-bin/token"
@@ -168,10 +169,10 @@ def test_with_redis_the_token_is_shared_through_redis(db, oa, fake, monkeypatch)
     import redis
 
     try:
-        redis.Redis.from_url("redis://127.0.0.1:6379/0").ping()
+        redis.Redis.from_url(REDIS_URL).ping()
     except redis.RedisError:
-        pytest.skip("no Redis at 127.0.0.1:6379")
-    monkeypatch.setenv("SIYU_REDIS_URL", "redis://127.0.0.1:6379/0")
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    monkeypatch.setenv("SIYU_REDIS_URL", REDIS_URL)
     get_settings.cache_clear()
     server, _ = fake
     try:
@@ -184,8 +185,8 @@ def test_with_redis_the_token_is_shared_through_redis(db, oa, fake, monkeypatch)
         assert refreshed != token
         assert len(server.calls(TOKEN)) == 2
     finally:
-        redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(
-            *redis.Redis.from_url("redis://127.0.0.1:6379/0").keys(f"siyu:access_token:{oa.id}:*") or ["none"])
+        store = redis.Redis.from_url(REDIS_URL)
+        store.delete(*store.keys(f"siyu:access_token:{oa.id}:*") or ["none"])
         monkeypatch.delenv("SIYU_REDIS_URL")
         get_settings.cache_clear()
 

@@ -3,7 +3,6 @@ memory, the database on SQLite and PostgreSQL, Redis) for buckets, blocks, concu
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 
@@ -13,8 +12,7 @@ from hypothesis import strategies as st
 
 from siyu.channels import ratelimit
 from siyu.channels.ratelimit import Bucket, DatabaseBackend, LocalBackend, RedisBackend, step
-
-REDIS_URL = os.environ.get("SIYU_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.support import REDIS_URL
 
 
 @given(per_minute=st.integers(1, 50), per_hour=st.integers(1, 500),
