@@ -7,11 +7,12 @@ and records `contact.created` / `contact.updated` so subscribers hear of it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, any_, literal, or_, select, update
+from sqlalchemy import ColumnElement, any_, func, literal, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -233,25 +234,23 @@ def list_contacts(
 
 def get_contacts(session: Session, contact_ids: Sequence[int]) -> dict[int, Contact]:
     """The bound workspace's contacts among these ids, by id, in one query (absent ids are left out)."""
-    found: dict[int, Contact] = {}
     ids = list(dict.fromkeys(contact_ids))
-    for start in range(0, len(ids), _SQLITE_BATCH):
-        part = ids[start:start + _SQLITE_BATCH]
-        for contact in session.execute(select(Contact).where(any_of(session, Contact.id, part))).scalars():
-            found[contact.id] = contact
-    return found
+    if not ids:
+        return {}
+    return {c.id: c for c in session.execute(select(Contact).where(any_of(session, Contact.id, ids))).scalars()}
 
 
 def identity_values(session: Session, contact_ids: Sequence[int], type: str) -> dict[int, str]:
     """Each contact's oldest identity of one type (a phone, an email), by contact id, in one query."""
     found: dict[int, str] = {}
     ids = list(dict.fromkeys(contact_ids))
-    for start in range(0, len(ids), _SQLITE_BATCH):
-        rows = session.execute(select(Identity.contact_id, Identity.value).where(
-            any_of(session, Identity.contact_id, ids[start:start + _SQLITE_BATCH]), Identity.type == type,
-        ).order_by(Identity.id))
-        for contact_id, value in rows:
-            found.setdefault(int(contact_id), str(value))
+    if not ids:
+        return found
+    rows = session.execute(select(Identity.contact_id, Identity.value).where(
+        any_of(session, Identity.contact_id, ids), Identity.type == type,
+    ).order_by(Identity.id))
+    for contact_id, value in rows:
+        found.setdefault(int(contact_id), str(value))
     return found
 
 
@@ -294,18 +293,16 @@ def _field_pairs(fields: Mapping[str, Any]) -> list[Pair]:
 
 
 def any_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """`column IN values` as each engine takes a long list best: one array on PostgreSQL.
+    """`column IN values` as each engine takes a long list best: one parameter whatever the count.
 
-    An IN list of a thousand parameters is a new statement for every length, which the driver parses
-    and the server plans each time; `= ANY(array)` is one statement whatever the count.
+    An IN list of a thousand parameters is a new statement for every length, which SQLAlchemy renders,
+    the driver parses and the server plans each time (and SQLite refuses past 32,766 parameters);
+    PostgreSQL takes `= ANY(array)`, SQLite `IN (SELECT value FROM json_each(text))`.
     """
     if is_postgres(session):
         return cast(ColumnElement[bool], column == any_(literal(list(values), postgresql.ARRAY(column.type))))
-    return cast(ColumnElement[bool], column.in_(values))
-
-
-# SQLite refuses a statement with more than 32,766 parameters.
-_SQLITE_BATCH = 10_000
+    listed = select(literal_column("value")).select_from(func.json_each(literal(json.dumps(list(values)))))
+    return cast(ColumnElement[bool], column.in_(listed.scalar_subquery()))
 
 
 def lookup_identities(session: Session, pairs: Sequence[Pair]) -> dict[Pair, int]:
@@ -315,18 +312,11 @@ def lookup_identities(session: Session, pairs: Sequence[Pair]) -> dict[Pair, int
     by_type: dict[str, list[str]] = {}
     for kind, value in dict.fromkeys(pairs):
         by_type.setdefault(kind, []).append(value)
-    batches = [by_type] if is_postgres(session) else [
-        {kind: values[i:i + _SQLITE_BATCH]} for kind, values in by_type.items()
-        for i in range(0, len(values), _SQLITE_BATCH)
-    ]
-    found: dict[Pair, int] = {}
-    for batch in batches:
-        condition = or_(*(
-            (Identity.type == kind) & any_of(session, Identity.value, values) for kind, values in batch.items()
-        ))
-        rows = session.execute(select(Identity.type, Identity.value, Identity.contact_id).where(condition))
-        found.update({(kind, value): contact_id for kind, value, contact_id in rows})
-    return found
+    condition = or_(*(
+        (Identity.type == kind) & any_of(session, Identity.value, values) for kind, values in by_type.items()
+    ))
+    rows = session.execute(select(Identity.type, Identity.value, Identity.contact_id).where(condition))
+    return {(kind, value): contact_id for kind, value, contact_id in rows}
 
 
 def insert_identities(session: Session, rows: Sequence[tuple[int, str, str]]) -> set[Pair]:

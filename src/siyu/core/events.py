@@ -323,12 +323,10 @@ def _insert(
             with_ids,
         )
     # SQLite: executemany of a one-row INSERT (no RETURNING, which makes SQLite buffer every row it
-    # returns) and the new rows read back by id. A transaction that writes holds SQLite's only write
-    # lock, and a rowid primary key takes max(id) + 1, so the rows above the max seen before the
-    # insert are exactly the ones this statement stored.
+    # returns). From its first row the insert holds SQLite's only write lock until the commit, and a
+    # rowid primary key takes max(id) + 1: the rows it stored are the last `count` ids of the table.
     cursor = cast("sqlite3.Connection", dbapi).cursor()
     try:
-        before = (cursor.execute("SELECT max(id) FROM events").fetchone()[0] or 0) if with_ids else 0
         # _sqlite_time's text, written out: a function call per row shows at 1,000 rows a batch.
         times = [o.astimezone(UTC).isoformat(" ", "microseconds")[:26] for o in occurred]
         cursor.executemany(
@@ -353,10 +351,11 @@ def _insert(
             return count
         if count == 0:
             return []
-        cursor.execute(
-            "SELECT id, idempotency_key FROM events WHERE id > ? AND workspace_id = ? ORDER BY id",
-            (before, workspace_id),
-        )
+        last = int(cursor.execute("SELECT max(id) FROM events").fetchone()[0])
+        if count == len(checked.key):
+            # No key was skipped: the ids follow the items' order.
+            return list(zip(range(last - count + 1, last + 1), checked.key, strict=True))
+        cursor.execute("SELECT id, idempotency_key FROM events WHERE id > ? ORDER BY id", (last - count,))
         return cast("list[tuple[int, str]]", cursor.fetchall())
     finally:
         cursor.close()
@@ -537,29 +536,40 @@ def _store(
     )
     if isinstance(stored, int):
         return result
-    index_of = dict(zip(checked.key, checked.index, strict=True))
-    result.event_ids = {index_of[key]: event_id for event_id, key in stored}
-    type_of = dict(zip(checked.key, checked.type, strict=True))
+    if len(stored) == len(checked.key):
+        # Every item was stored, in order: its columns are the stored rows'.
+        rows = list(zip((event_id for event_id, _ in stored), checked.index, checked.type, checked.contact_id,
+                        strict=True))
+    else:
+        position = {key: p for p, key in enumerate(checked.key)}
+        rows = [(event_id, checked.index[p], checked.type[p], checked.contact_id[p])
+                for event_id, key in stored for p in (position[key],)]
+    if with_ids:
+        result.event_ids = {index: event_id for event_id, index, _, _ in rows}
     if _subscribers:
         interest: dict[str, Collection[str]] = {}
-        for event_id, key in stored:
-            for name in _subscribers_of(type_of[key]):
+        # Who gets each type, asked once per type of the batch (a subscriber's `wants` once per batch).
+        takers: dict[str, list[str]] = {}
+        for kind in set(checked.type):
+            takers[kind] = []
+            for name in _subscribers_of(kind):
                 subscriber = _subscribers.get(name)
                 if subscriber is not None and subscriber.wants is not None:
                     if name not in interest:
                         interest[name] = subscriber.wants(session)
-                    if type_of[key] not in interest[name]:
+                    if kind not in interest[name]:
                         continue
+                takers[kind].append(name)
+        for event_id, _, kind, _ in rows:
+            for name in takers[kind]:
                 payload = {"event_id": event_id, "subscriber": name}
                 jobs.enqueue(session, DISPATCH, f"{event_id}:{name}", payload, workspace_id=workspace_id)
-    if _batch_listeners and stored:
-        contact_of = dict(zip(checked.key, checked.contact_id, strict=True))
+    if _batch_listeners and rows:
         counts: dict[str, int] = {}
         named: dict[str, set[int]] = {}
-        for _, key in stored:
-            kind = type_of[key]
+        for _, _, kind, cid in rows:
             counts[kind] = counts.get(kind, 0) + 1
-            if (cid := contact_of[key]) is not None:
+            if cid is not None:
                 named.setdefault(kind, set()).add(cid)
         batch = StoredBatch(counts, {kind: frozenset(ids) for kind, ids in named.items()})
         for listener in list(_batch_listeners.values()):

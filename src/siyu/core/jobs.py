@@ -20,6 +20,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, null, select, update
@@ -149,8 +150,16 @@ def enqueue(
     """
     values = _job_values(session, kind, idempotency_key, payload, workspace_id=workspace_id, run_at=run_at,
                          max_attempts=max_attempts)
-    result = session.execute(_insert_jobs(session, [values]).returning(Job.id))
+    result = session.execute(_enqueue_statement(session.get_bind().dialect.name), values)
     return result.first() is not None
+
+
+@lru_cache(maxsize=None)
+def _enqueue_statement(dialect: str) -> Any:
+    # One statement with its values as parameters: compiled once, where a VALUES clause built per call
+    # (as enqueue_many's multi-row inserts are) is compiled every time.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(Job).on_conflict_do_nothing(index_elements=["kind", "idempotency_key"]).returning(Job.id)
 
 
 # Rows per multi-row INSERT: SQLite takes at most 32,766 parameters in one statement.
