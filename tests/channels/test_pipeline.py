@@ -3,6 +3,7 @@ adapter the test registers: dedupe, contacts, consent, archive, events, hooks, c
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,9 +13,10 @@ from siyu.channels import base, service
 from siyu.channels.base import ChannelError, Inbound, PlatformRules, SendResult
 from siyu.contacts import service as contacts
 from siyu.conversations.models import Message
-from siyu.core import clock
+from siyu.core import clock, jobs
 from siyu.core.audit import Actor
 from siyu.core.models import Event, Job
+from siyu.core.tenancy import bind_workspace, bound_workspace
 
 ACTOR = Actor(type="user", id="1", label="tester@example.com", via="console")
 
@@ -29,6 +31,7 @@ class Recording:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any], str]] = []
         self.fail_with: list[ChannelError] = []
+        self.on_send: Any = None
 
     def validate_config(self, config, secrets) -> None:
         return None
@@ -37,6 +40,8 @@ class Recording:
         return "ok"
 
     async def send(self, account, address, content, *, idempotency_key) -> SendResult:
+        if self.on_send is not None:
+            self.on_send()
         if self.fail_with:
             raise self.fail_with.pop(0)
         self.sent.append((address, dict(content), idempotency_key))
@@ -150,6 +155,59 @@ def test_a_retryable_error_retries_and_a_final_one_fails_the_message(db, account
     assert (failed.status, failed.error) == ("failed", "40003: invalid openid")
     assert service.get_account(db, account.id).last_error == "40003: invalid openid"
     assert db.execute(select(Job.status).where(Job.id == failed.job_id)).scalar_one() == "done"
+
+
+def test_a_claimed_batch_sends_per_workspace_and_a_failure_retries_alone(db, account, adapter, run_jobs,
+                                                                           frozen_now, make_workspace):
+    """The worker hands a claimed batch of deliver jobs to the batch handler, one workspace at a time."""
+    assert jobs.handler_for(service.DELIVER).many is not None
+    got = service.receive(db, account, joined())
+    here = [service.queue_send(db, account=account, contact_id=got.contact_id, content={"text": f"a{i}"},
+                               origin="t", idempotency_key=f"a{i}") for i in range(3)]
+    home = bound_workspace(db)
+    other = make_workspace()
+    bind_workspace(db, other.id)
+    account_b = service.create_account(db, kind="recording", name="Other OA", config={}, secrets={"token": "t"},
+                                       actor=ACTOR)
+    got_b = service.receive(db, account_b, joined("o-2", "kb"))
+    there = [service.queue_send(db, account=account_b, contact_id=got_b.contact_id, content={"text": f"b{i}"},
+                                origin="t", idempotency_key=f"b{i}") for i in range(2)]
+    adapter.fail_with = [ChannelError("45009", "frequency limit", retryable=True)]
+
+    run_jobs()
+
+    assert [(a, c["text"]) for a, c, _ in adapter.sent] == [("o-1", "a1"), ("o-1", "a2"), ("o-2", "b0"),
+                                                            ("o-2", "b1")]
+    assert [service.get_message(db, m.id).status for m in there] == ["sent", "sent"]
+    bind_workspace(db, home)
+    assert [service.get_message(db, m.id).status for m in here] == ["queued", "sent", "sent"]
+    assert service.get_account(db, account.id).last_error == "45009: frequency limit"
+    frozen_now.advance(seconds=3600)
+    run_jobs()
+    assert [service.get_message(db, m.id).status for m in here] == ["sent"] * 3
+    assert len(adapter.sent) == 5
+    for workspace, contact_id, messages in ((home, got.contact_id, here), (other.id, got_b.contact_id, there)):
+        bind_workspace(db, workspace)
+        sent = db.execute(select(Event.contact_id, Event.properties).where(Event.type == "message.sent")).all()
+        assert sorted(p["message_id"] for _, p in sent) == sorted(m.id for m in messages)
+        assert {c for c, _ in sent} == {contact_id}
+
+
+def test_a_batch_starts_no_send_once_its_lease_runs_short(db, account, adapter, frozen_now):
+    got = service.receive(db, account, joined())
+    made = [service.queue_send(db, account=account, contact_id=got.contact_id, content={"text": f"m{i}"},
+                               origin="t", idempotency_key=f"m{i}") for i in range(3)]
+    # Each send takes the platform 25 s: with a 60 s lease, the third would start inside the last 15.
+    adapter.on_send = lambda: frozen_now.advance(seconds=25)
+    lease_until = clock.now() + timedelta(seconds=60)
+    ctxs = [jobs.JobContext(m.job_id, bound_workspace(db), service.DELIVER, f"msg:{m.id}", 1, {"message_id": m.id},
+                            lease_until) for m in made]
+
+    answers = service._deliver_many(db, ctxs)
+
+    assert [c["text"] for _, c, _ in adapter.sent] == ["m0", "m1"]
+    assert [type(a).__name__ for a in answers] == ["dict", "dict", "NotStarted"]
+    assert [m.status for m in made] == ["sent", "sent", "queued"]
 
 
 def test_receipts_move_status_forward_only(db, account, run_jobs):

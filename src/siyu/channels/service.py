@@ -33,7 +33,7 @@ from siyu.conversations.models import Message
 from siyu.core import audit, clock, jobs
 from siyu.core.audit import Actor
 from siyu.core.errors import Conflict, Invalid, NotFound
-from siyu.core.events import record_event
+from siyu.core.events import record_event, record_events
 from siyu.core.tenancy import bind_workspace, bound_workspace, get_scoped, parse_id
 
 T = TypeVar("T")
@@ -520,29 +520,52 @@ def set_status(
 ) -> bool:
     """Move an outbound message on (sent → delivered → opened → clicked, or failed); records
     `message.<status>` once per change. False when the change would go backwards."""
-    if status not in KINDS_OUT:
-        raise Invalid(f"status is one of {', '.join(KINDS_OUT)}", field="status")
-    current = message.status
-    if current == status or (status in _RANK and current in _RANK and _RANK[status] < _RANK[current]):
-        return False
-    if status != "failed" and current in ("failed", "skipped") and status in ("queued", "sending"):
-        return False
+    return set_statuses(session, [(message, status, error)], at=at)[0]
+
+
+def set_statuses(
+    session: Session, changes: Sequence[tuple[Message, str, str | None]], *, at: datetime | None = None,
+) -> list[bool]:
+    """`set_status` for many messages — (message, status, error) each — with their events recorded as
+    one batch; per change, whether it moved its message on."""
+    for _, status, _ in changes:
+        if status not in KINDS_OUT:
+            raise Invalid(f"status is one of {', '.join(KINDS_OUT)}", field="status")
     when = at or clock.now()
-    message.status = status
-    if status == "failed":
-        message.error = (error or "failed")[:2000]
-    stamp = {"sent": "sent_at", "delivered": "delivered_at", "opened": "opened_at", "clicked": "clicked_at"}
-    if status in stamp and getattr(message, stamp[status]) is None:
-        setattr(message, stamp[status], when)
-    if status in ("sent", "delivered", "opened", "clicked", "failed"):
-        props = {"message_id": message.id, "account_id": message.account_id, "channel": message.channel,
-                 "origin": message.origin, "purpose": message.purpose}
-        if error:
-            props["error"] = error[:500]
-        record_event(session, type=f"message.{status}", contact_id=message.contact_id, properties=props,
-                     occurred_at=when, idempotency_key=f"msg:{message.id}:{status}", source="channels")
+    moved: list[bool] = []
+    events: list[dict[str, Any]] = []
+    for message, status, error in changes:
+        current = message.status
+        if current == status or (status in _RANK and current in _RANK and _RANK[status] < _RANK[current]):
+            moved.append(False)
+            continue
+        if status != "failed" and current in ("failed", "skipped") and status in ("queued", "sending"):
+            moved.append(False)
+            continue
+        moved.append(True)
+        message.status = status
+        if status == "failed":
+            message.error = (error or "failed")[:2000]
+        stamp = _STAMPS.get(status)
+        if stamp is not None and getattr(message, stamp) is None:
+            setattr(message, stamp, when)
+        if status in ("sent", "delivered", "opened", "clicked", "failed"):
+            props = {"message_id": message.id, "account_id": message.account_id, "channel": message.channel,
+                     "origin": message.origin, "purpose": message.purpose}
+            if error:
+                props["error"] = error[:500]
+            events.append({"type": f"message.{status}", "contact_id": message.contact_id, "properties": props,
+                           "occurred_at": when, "idempotency_key": f"msg:{message.id}:{status}"})
+    if events:
+        result = record_events(session, events, source="channels")
+        if result.errors:
+            error_item = result.errors[0]
+            raise Invalid(error_item.message, field=error_item.field, code=error_item.code)
     session.flush()
-    return True
+    return moved
+
+
+_STAMPS = {"sent": "sent_at", "delivered": "delivered_at", "opened": "opened_at", "clicked": "clicked_at"}
 
 
 def update_delivery(
@@ -575,37 +598,93 @@ class SendFailed(Exception):
 
 
 def _deliver(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
-    message = session.get(Message, parse_id(ctx.payload["message_id"], "message"))
-    if message is None or message.status not in ("queued", "sending"):
-        return {"skipped": message.status if message is not None else "gone"}
-    account = session.get(ChannelAccount, message.account_id) if message.account_id else None
-    if account is None:
-        set_status(session, message, "failed", error="account_deleted")
-        return {"failed": "account_deleted"}
-    adapter = _check_kind(account.kind)
-    spec = jobs.handler_for(ctx.kind)
-    last_attempt = spec is not None and ctx.attempt >= spec.max_attempts
-    try:
-        result = run_async(adapter.send(account, message.address or "", message.content,
-                                        idempotency_key=ctx.idempotency_key))
-    except ChannelError as exc:
-        reason = f"{exc.code}: {exc}"
-        if exc.done:
-            set_status(session, message, "sent")
-            return {"done": reason}
-        record_health(session, account, error=reason)
-        if exc.unknown:
-            raise jobs.ExternalOutcomeUnknown(reason) from exc
-        if exc.retryable and not last_attempt:
-            raise SendFailed(reason, account_id=account.id, retry_after=exc.retry_after) from exc
-        set_status(session, message, "failed", error=reason)
-        return {"failed": reason}
-    message.external_id = result.external_id
-    record_health(session, account)
-    set_status(session, message, result.status)
-    return {"sent": message.id, "external_id": result.external_id}
+    answer = _deliver_many(session, [ctx])[0]
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
 
 
-jobs.handler(DELIVER, external=True)(_deliver)
-jobs.handler(DELIVER_IDEMPOTENT, external=True, accepts_idempotency_key=True)(_deliver)
+def _deliver_many(session: Session, ctxs: Sequence[jobs.JobContext]) -> list[dict[str, Any] | Exception]:
+    """Send the messages of these deliver jobs (one workspace's), one after another, and record their
+    statuses and events together. A job whose send should be retried, or whose outcome is unknown,
+    answers the exception `_deliver` raises for it alone, and writes nothing."""
+    ids = [parse_id(ctx.payload["message_id"], "message") for ctx in ctxs]
+    messages = {m.id: m for m in session.execute(select(Message).where(Message.id.in_(ids))).scalars()}
+    account_ids = {m.account_id for m in messages.values() if m.account_id}
+    accounts = {a.id: a for a in session.execute(
+        select(ChannelAccount).where(ChannelAccount.id.in_(account_ids))).scalars()} if account_ids else {}
+    answers: list[dict[str, Any] | Exception] = [{} for _ in ctxs]
+    changes: list[tuple[Message, str, str | None]] = []
+    sends: list[tuple[int, Message, ChannelAccount]] = []
+    for i, message_id in enumerate(ids):
+        message = messages.get(message_id)
+        if message is None or message.status not in ("queued", "sending"):
+            answers[i] = {"skipped": message.status if message is not None else "gone"}
+            continue
+        account = accounts.get(message.account_id) if message.account_id else None
+        if account is None:
+            changes.append((message, "failed", "account_deleted"))
+            answers[i] = {"failed": "account_deleted"}
+            continue
+        sends.append((i, message, account))
+    leases = [ctx.lease_until for ctx in ctxs if ctx.lease_until is not None]
+    deadline = min(leases) - SEND_MARGIN if leases else None
+    results = run_async(_send_each([(account, message, ctxs[i].idempotency_key) for i, message, account in sends],
+                                   deadline))
+    for (i, message, account), result in zip(sends, results, strict=True):
+        if isinstance(result, jobs.NotStarted):
+            answers[i] = result
+        elif isinstance(result, ChannelError):
+            reason = f"{result.code}: {result}"
+            spec = jobs.handler_for(ctxs[i].kind)
+            last_attempt = spec is not None and ctxs[i].attempt >= spec.max_attempts
+            if result.done:
+                changes.append((message, "sent", None))
+                answers[i] = {"done": reason}
+            elif result.unknown:
+                answers[i] = _caused(jobs.ExternalOutcomeUnknown(reason), result)
+            elif result.retryable and not last_attempt:
+                answers[i] = _caused(SendFailed(reason, account_id=account.id, retry_after=result.retry_after), result)
+            else:
+                record_health(session, account, error=reason)
+                changes.append((message, "failed", reason))
+                answers[i] = {"failed": reason}
+        elif isinstance(result, Exception):
+            answers[i] = result
+        else:
+            message.external_id = result.external_id
+            record_health(session, account)
+            changes.append((message, result.status, None))
+            answers[i] = {"sent": message.id, "external_id": result.external_id}
+    set_statuses(session, changes)
+    return answers
+
+
+def _caused(exc: Exception, cause: Exception) -> Exception:
+    exc.__cause__ = cause
+    return exc
+
+
+# A batch starts no send this close to the end of its lease (a platform may take its whole timeout).
+SEND_MARGIN = timedelta(seconds=15)
+
+
+async def _send_each(sends: Sequence[tuple[ChannelAccount, Message, str]], deadline: datetime | None) -> list[Any]:
+    """Each message's SendResult, or the exception its send raised; past the deadline the sends left
+    are not started (NotStarted), the first one always is."""
+    results: list[Any] = []
+    for account, message, key in sends:
+        if results and deadline is not None and clock.now() >= deadline:
+            results.append(jobs.NotStarted("the lease ran short before this send"))
+            continue
+        try:
+            results.append(await _check_kind(account.kind).send(account, message.address or "", message.content,
+                                                                idempotency_key=key))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+jobs.handler(DELIVER, external=True, many=_deliver_many)(_deliver)
+jobs.handler(DELIVER_IDEMPOTENT, external=True, accepts_idempotency_key=True, many=_deliver_many)(_deliver)
 

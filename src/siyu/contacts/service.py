@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, any_, func, literal, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, Select, any_, func, literal, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -301,7 +301,7 @@ def any_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElemen
     """
     if is_postgres(session):
         return cast(ColumnElement[bool], column == any_(literal(list(values), postgresql.ARRAY(column.type))))
-    listed = select(literal_column("value")).select_from(func.json_each(literal(json.dumps(list(values)))))
+    listed: Select[Any] = select(literal_column("value")).select_from(func.json_each(literal(json.dumps(list(values)))))
     return cast(ColumnElement[bool], column.in_(listed.scalar_subquery()))
 
 

@@ -354,7 +354,7 @@ def _insert(
         last = int(cursor.execute("SELECT max(id) FROM events").fetchone()[0])
         if count == len(checked.key):
             # No key was skipped: the ids follow the items' order.
-            return list(zip(range(last - count + 1, last + 1), checked.key, strict=True))
+            return list(zip(range(last - count + 1, last + 1), cast("list[str]", checked.key), strict=True))
         cursor.execute("SELECT id, idempotency_key FROM events WHERE id > ? ORDER BY id", (last - count,))
         return cast("list[tuple[int, str]]", cursor.fetchall())
     finally:

@@ -20,7 +20,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, null, select, update
@@ -69,9 +69,14 @@ class JobContext:
     idempotency_key: str
     attempt: int
     payload: dict[str, Any]
+    # When the worker's lease on the job ends (a batch handler stops starting new work well before).
+    lease_until: datetime | None = None
 
 
 Handler = Callable[[Session, JobContext], dict[str, Any] | None]
+# Runs several jobs of one kind and one workspace in one transaction: per job, in order, its result, or
+# the exception it would have raised alone (its own writes left out; the worker settles it as a failure).
+BatchHandler = Callable[[Session, Sequence[JobContext]], Sequence[dict[str, Any] | Exception | None]]
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class HandlerSpec:
     external: bool
     accepts_idempotency_key: bool
     max_attempts: int
+    many: BatchHandler | None = None
 
     @property
     def may_repeat(self) -> bool:
@@ -92,12 +98,15 @@ _HANDLERS: dict[str, HandlerSpec] = {}
 
 
 def handler(
-    kind: str, *, external: bool = False, accepts_idempotency_key: bool = False, max_attempts: int = 8
+    kind: str, *, external: bool = False, accepts_idempotency_key: bool = False, max_attempts: int = 8,
+    many: BatchHandler | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Register the function that does jobs of `kind`."""
+    """Register the function that does jobs of `kind`; `many`, when given, does a claimed batch of them
+    in one transaction (bulk work such as a broadcast's sends: one commit and one event batch for the
+    lot instead of one per job). The worker still records each job's own outcome."""
 
     def register(fn: Handler) -> Handler:
-        _HANDLERS[kind] = HandlerSpec(kind, fn, external, accepts_idempotency_key, max_attempts)
+        _HANDLERS[kind] = HandlerSpec(kind, fn, external, accepts_idempotency_key, max_attempts, many)
         return fn
 
     return register
@@ -154,7 +163,7 @@ def enqueue(
     return result.first() is not None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _enqueue_statement(dialect: str) -> Any:
     # One statement with its values as parameters: compiled once, where a VALUES clause built per call
     # (as enqueue_many's multi-row inserts are) is compiled every time.
@@ -204,6 +213,11 @@ def load_handler_modules(extra: str = "") -> list[str]:
 
 class ExternalOutcomeUnknown(Exception):
     """Raised by an external handler that can't tell whether its call took effect (a read timeout)."""
+
+
+class NotStarted(Exception):
+    """A batch handler's answer for a job it did not get to (the lease ran short): the worker gives the
+    job back with its attempt uncounted."""
 
 
 def backoff_seconds(attempt: int, draw: float) -> float:
@@ -284,7 +298,7 @@ def _lease(session: Session, rows: Sequence[Job], *, worker_id: str, lease_secon
             job.lease_until = lease_until
             job.external_started_at = None
             context = JobContext(job.id, job.workspace_id, job.kind, job.idempotency_key, job.attempts,
-                                 dict(job.payload or {}))
+                                 dict(job.payload or {}), lease_until)
             claimed.append(Claimed(context, spec, worker_id, lease_until))
     return ClaimResult(claimed, settled)
 

@@ -76,17 +76,94 @@ def run_claimed(
                 return None
         faults.fault("jobs.after_done")
         return jobs.DONE
-    except jobs.ExternalOutcomeUnknown as exc:
+    except Exception as exc:
+        return _settle_raised(c, exc, returned=returned, sessions=sessions, draw=draw)
+
+
+def _settle_raised(
+    c: jobs.Claimed, exc: Exception, *, returned: bool, sessions: SessionFactory, draw: Callable[[], float]
+) -> str | None:
+    """What becomes of a job whose handler raised (`returned`: it had returned, the raise came after)."""
+    spec, ctx = c.spec, c.context
+    if isinstance(exc, jobs.ExternalOutcomeUnknown):
         if spec.may_repeat:
             return _failed(c, exc, sessions=sessions, draw=draw)
         return _unknown(c, _error_text(exc), sessions=sessions)
+    if returned and not spec.may_repeat:
+        # The call was made; only recording it failed (the database went away). Never repeat it.
+        reason = f"the external call was made but its result was not recorded: {_error_text(exc)}"
+        return _unknown(c, reason, sessions=sessions)
+    log.warning("job %s (%s) attempt %s failed: %s", ctx.job_id, ctx.kind, ctx.attempt, _error_text(exc))
+    return _failed(c, exc, sessions=sessions, draw=draw)
+
+
+def run_claimed_many(
+    cs: list[jobs.Claimed], *, sessions: SessionFactory = session_scope, lease_seconds: float,
+    draw: Callable[[], float] = random.random,
+) -> list[str | None]:
+    """Run claimed jobs of one kind and one workspace through the kind's batch handler, in one
+    transaction with their done marks; each job's outcome as `run_claimed` gives it. The fault points
+    are passed once per job, as if the jobs ran one by one."""
+    spec = cs[0].spec
+    assert spec.many is not None
+    for _ in cs:
+        faults.fault("jobs.before_handler")
+    outcomes: dict[int, str | None] = {c.context.job_id: None for c in cs}
+    if not spec.may_repeat:
+        with sessions() as session:
+            cs = [c for c in cs if jobs.mark_external_started(session, c, lease_seconds=lease_seconds)]
+        for _ in cs:
+            faults.fault("jobs.before_external")
+    raised: list[tuple[jobs.Claimed, Exception]] = []
+    given_back: list[jobs.Claimed] = []
+    returned = False
+    try:
+        with sessions() as session:
+            bind_workspace(session, cs[0].context.workspace_id)
+            answers = spec.many(session, [c.context for c in cs]) if cs else []
+            if len(answers) != len(cs):
+                raise RuntimeError(f"the batch handler of {spec.kind} answered {len(answers)} of {len(cs)} jobs")
+            returned = True
+            for _ in cs:
+                if spec.external:
+                    faults.fault("jobs.after_external")
+                faults.fault("jobs.before_done")
+            bind_workspace(session, None)
+            for c, answer in zip(cs, answers, strict=True):
+                if isinstance(answer, jobs.NotStarted):
+                    given_back.append(c)
+                elif isinstance(answer, Exception):
+                    raised.append((c, answer))
+                elif jobs.mark_done(session, c, answer):
+                    outcomes[c.context.job_id] = jobs.DONE
+                else:
+                    # One job has another owner now: the batch's writes roll back, and every job of it
+                    # is left to its lease (the others run again, or show as unknown if they can't).
+                    session.rollback()
+                    log.warning("job %s lost its lease before its batch finished; the batch's writes were "
+                                "rolled back", c.context.job_id)
+                    return [None] * len(outcomes)
+        for c in cs:
+            if outcomes[c.context.job_id] == jobs.DONE:
+                faults.fault("jobs.after_done")
     except Exception as exc:
-        if returned and not spec.may_repeat:
-            # The call was made; only recording it failed (the database went away). Never repeat it.
-            reason = f"the external call was made but its result was not recorded: {_error_text(exc)}"
-            return _unknown(c, reason, sessions=sessions)
-        log.warning("job %s (%s) attempt %s failed: %s", ctx.job_id, ctx.kind, ctx.attempt, _error_text(exc))
-        return _failed(c, exc, sessions=sessions, draw=draw)
+        if spec.may_repeat and not returned:
+            # Nothing was kept: run the jobs one by one, so one bad job fails alone.
+            for c in cs:
+                outcomes[c.context.job_id] = run_claimed(c, sessions=sessions, lease_seconds=lease_seconds,
+                                                         draw=draw)
+        else:
+            for c in cs:
+                outcomes[c.context.job_id] = _settle_raised(c, exc, returned=returned or not spec.may_repeat,
+                                                            sessions=sessions, draw=draw)
+        return list(outcomes.values())
+    if given_back:
+        with sessions() as session:
+            for c in given_back:
+                outcomes[c.context.job_id] = jobs.PENDING if jobs.release(session, c) else None
+    for c, failure in raised:
+        outcomes[c.context.job_id] = _settle_raised(c, failure, returned=False, sessions=sessions, draw=draw)
+    return list(outcomes.values())
 
 
 def _unknown(c: jobs.Claimed, reason: str, *, sessions: SessionFactory) -> str | None:
@@ -113,19 +190,42 @@ def run_batch(
     *, worker_id: str, sessions: SessionFactory = session_scope, batch_size: int, lease_seconds: float,
     draw: Callable[[], float] = random.random, stop: threading.Event | None = None,
 ) -> int:
-    """Claim one batch and run it; the number of jobs claimed or settled (0: nothing was due)."""
+    """Claim one batch and run it; the number of jobs claimed or settled (0: nothing was due).
+
+    Jobs of a kind with a batch handler run together, per workspace; the others one by one."""
     with sessions() as session:
         claim = jobs.claim_due(session, worker_id=worker_id, limit=batch_size, lease_seconds=lease_seconds)
     faults.fault("jobs.after_claim")
-    for i, c in enumerate(claim.claimed):
-        if (stop is not None and stop.is_set()) or clock.now() >= c.lease_until:
+    groups = _groups(claim.claimed)
+    for i, group in enumerate(groups):
+        if (stop is not None and stop.is_set()) or clock.now() >= group[0].lease_until:
             # Hand the rest back rather than run jobs whose lease is gone or whose worker is stopping.
             with sessions() as session:
-                for rest in claim.claimed[i:]:
-                    jobs.release(session, rest)
+                for rest in groups[i:]:
+                    for c in rest:
+                        jobs.release(session, c)
             break
-        run_claimed(c, sessions=sessions, lease_seconds=lease_seconds, draw=draw)
+        if len(group) > 1:
+            run_claimed_many(group, sessions=sessions, lease_seconds=lease_seconds, draw=draw)
+        else:
+            run_claimed(group[0], sessions=sessions, lease_seconds=lease_seconds, draw=draw)
     return len(claim.claimed) + claim.settled
+
+
+def _groups(claimed: list[jobs.Claimed]) -> list[list[jobs.Claimed]]:
+    """The claimed jobs in claim order, those of a batch-handled kind gathered per kind and workspace."""
+    groups: list[list[jobs.Claimed]] = []
+    index: dict[tuple[str, int | None], list[jobs.Claimed]] = {}
+    for c in claimed:
+        if c.spec.many is None:
+            groups.append([c])
+            continue
+        key = (c.context.kind, c.context.workspace_id)
+        if key not in index:
+            index[key] = []
+            groups.append(index[key])
+        index[key].append(c)
+    return groups
 
 
 def run_now(job_ids: list[int], *, sessions: SessionFactory = session_scope) -> list[str | None]:
