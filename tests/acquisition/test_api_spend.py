@@ -103,6 +103,14 @@ def test_without_a_range_the_last_30_days_are_shown(client, setup):
     assert (report["start"], report["end"], report["timezone"]) == ("2026-05-03", "2026-06-01", "Asia/Shanghai")
 
 
+def test_a_source_filter_past_the_id_range_is_refused_not_a_crash(client, setup):
+    _, key, _ = setup
+    for path in ("/api/v1/source-metrics", "/api/v1/spend"):
+        r = client.get(f"{path}?source_id=9223372036854775808", headers=key)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["field"] == "source_id.0"
+
+
 def test_a_read_only_key_can_read_but_not_write(client, db, setup, make_key):
     ws, _, cards = setup
     reader = bearer(make_key(ws, ["acquisition:read"], name="reader"))

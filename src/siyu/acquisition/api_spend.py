@@ -16,13 +16,11 @@ from pydantic import BaseModel, Field
 from siyu.acquisition import metrics, spend
 from siyu.acquisition.models import Spend
 from siyu.core.auth import Auth, SessionDep, api_auth
-from siyu.core.schemas import Strict
-from siyu.core.tenancy import MAX_ID
+from siyu.core.schemas import IdIn, Strict
 
 router = APIRouter()
 Read = Annotated[Auth, Depends(api_auth("acquisition", "read"))]
 Write = Annotated[Auth, Depends(api_auth("acquisition", "write"))]
-IdIn = Annotated[int, Field(ge=1, le=MAX_ID)]
 Day = Annotated[str | None, Query(min_length=10, max_length=10,
                                   description="a local day, YYYY-MM-DD (default: the last 30 days up to today)")]
 TAGS: list[str | Enum] = ["acquisition spend"]
@@ -132,7 +130,7 @@ def _metric_out(row: metrics.MetricRow, name: str | None) -> MetricOut:
 @router.get("/spend", tags=TAGS)
 def list_spend(
     auth: Read, session: SessionDep, start: Day = None, end: Day = None,
-    source_id: Annotated[list[int] | None, Query(description="only these sources")] = None,
+    source_id: Annotated[list[IdIn] | None, Query(description="only these sources")] = None,
 ) -> list[SpendOut]:
     """Spend of the range (both days included), by source then day."""
     first, last = _range(session, start, end)
@@ -206,7 +204,7 @@ def _names(session: SessionDep, by: str, keys: list[int]) -> dict[int, str]:
 def source_metrics(
     auth: Read, session: SessionDep, start: Day = None, end: Day = None,
     by: Literal["source", "code", "staff"] = "source", bucket: Literal["day", "week", "month", "all"] = "day",
-    source_id: Annotated[list[int] | None, Query(description="only these sources")] = None,
+    source_id: Annotated[list[IdIn] | None, Query(description="only these sources")] = None,
 ) -> ReportOut:
     """Spend, acquired contacts, CAC, conversion, revenue, ROI, payback and 30/90-day revenue per contact,
     per source, code or staff member, per local day, week, month or the whole range."""

@@ -14,13 +14,12 @@ from siyu.contacts import staff as staff_service
 from siyu.contacts.models import StaffMember
 from siyu.contacts.tags import MAX_BULK
 from siyu.core.auth import Auth, SessionDep, api_auth
-from siyu.core.schemas import Page, Strict
+from siyu.core.schemas import IdIn, Page, Strict
 from siyu.core.tenancy import MAX_ID
 
 router = APIRouter()
 Read = Annotated[Auth, Depends(api_auth("contacts", "read"))]
 Write = Annotated[Auth, Depends(api_auth("contacts", "write"))]
-IdIn = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class StaffIn(Strict):

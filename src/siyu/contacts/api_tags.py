@@ -11,13 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from siyu.contacts import tag_rules, tags
 from siyu.contacts.models import Tag
 from siyu.core.auth import Auth, SessionDep, api_auth
-from siyu.core.schemas import Strict
+from siyu.core.schemas import IdIn, Strict
 from siyu.core.tenancy import MAX_ID
 
 router = APIRouter()
 Read = Annotated[Auth, Depends(api_auth("contacts", "read"))]
 Write = Annotated[Auth, Depends(api_auth("contacts", "write"))]
-IdIn = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class TagGroupIn(Strict):

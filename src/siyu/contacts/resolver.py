@@ -10,6 +10,7 @@ refused; when an event gives both, the contact id wins and the identity stays on
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -28,30 +29,48 @@ MAX_ROUNDS = 5
 def resolve_people(session: Session, refs: Sequence[PersonRef]) -> list[int | PersonError | None]:
     """Per ref: the contact id to store (an existing contact or a new one) or why the person was refused."""
     answers: list[int | PersonError | None] = [None] * len(refs)
-    wanted_ids = {r.contact_id for r in refs if r.contact_id is not None}
-    known_ids: set[int] = set()
-    if wanted_ids:
-        stmt = select(Contact.id).where(any_of(session, Contact.id, list(wanted_ids)))
-        known_ids = set(session.execute(stmt).scalars())
-    pair_of: dict[int, Pair] = {}
+    by_id: list[int] = []
+    by_identity: list[int] = []
     for i, ref in enumerate(refs):
         if ref.contact_id is not None:
-            answers[i] = ref.contact_id if ref.contact_id in known_ids else PersonError(
-                "unknown_contact", "no contact with this id in this workspace", "contact_id"
-            )
-            continue
-        if ref.identity_type is None or ref.identity_value is None:
-            continue
-        kind = event_identity_type(ref.identity_type)
-        try:
-            pair_of[i] = (kind, normalize_identity(kind, ref.identity_value))
-        except Invalid as exc:
-            answers[i] = PersonError("invalid", exc.message, "identity.value")
-    if pair_of:
-        contact_of = _contacts_for(session, list(dict.fromkeys(pair_of.values())))
-        for i, pair in pair_of.items():
-            answers[i] = contact_of.get(pair)
+            by_id.append(i)
+        elif ref.identity_type is not None and ref.identity_value is not None:
+            by_identity.append(i)
+    if by_id:
+        wanted = {refs[i].contact_id for i in by_id}
+        stmt = select(Contact.id).where(any_of(session, Contact.id, list(wanted)))
+        known = set(session.execute(stmt).scalars())
+        for i in by_id:
+            cid = refs[i].contact_id
+            answers[i] = cid if cid in known else _UNKNOWN_CONTACT
+    if by_identity:
+        pair_of: dict[int, Pair] = {}
+        for i in by_identity:
+            ref = refs[i]
+            pair = _pair(ref.identity_type, ref.identity_value)
+            if isinstance(pair, PersonError):
+                answers[i] = pair
+            else:
+                pair_of[i] = pair
+        if pair_of:
+            contact_of = _contacts_for(session, list(dict.fromkeys(pair_of.values())))
+            for i, pair in pair_of.items():
+                answers[i] = contact_of.get(pair)
     return answers
+
+
+_UNKNOWN_CONTACT = PersonError("unknown_contact", "no contact with this id in this workspace", "contact_id")
+
+
+@lru_cache(maxsize=65_536)
+def _pair(identity_type: str, value: str) -> Pair | PersonError:
+    """An event's identity as stored, or why it is refused. Cached: a shop's events name the same
+    customers again and again, and normalising (a phone to E.164) is a pure function of the text."""
+    kind = event_identity_type(identity_type)
+    try:
+        return kind, normalize_identity(kind, value)
+    except Invalid as exc:
+        return PersonError("invalid", exc.message, "identity.value")
 
 
 def _contacts_for(session: Session, pairs: list[Pair]) -> dict[Pair, int]:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from itertools import repeat
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from uuid import uuid4
 
 import psycopg
@@ -103,8 +103,7 @@ class BatchResult:
 # --- person resolution ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PersonRef:
+class PersonRef(NamedTuple):
     """The person an event names, as given: a contact id and/or an identity."""
 
     contact_id: int | None
@@ -597,21 +596,24 @@ def _settle_keys(checked: Checked) -> None:
 def _resolve_people(session: Session, checked: Checked, errors: list[ItemError]) -> None:
     """Let the resolver map each named person to a contact id, or refuse the item."""
     assert _resolver is not None
-    contacts, identity_types = checked.contact_id, checked.identity_type
-    named = [p for p in range(len(checked)) if contacts[p] is not None or identity_types[p] is not None]
+    contacts, identity_types, values = checked.contact_id, checked.identity_type, checked.identity_value
+    named = [p for p, (c, t) in enumerate(zip(contacts, identity_types, strict=True)) if c is not None or t is not None]
     if not named:
         return
-    refs = [PersonRef(contacts[p], identity_types[p], checked.identity_value[p]) for p in named]
+    if len(named) == len(contacts):
+        refs = list(map(PersonRef, contacts, identity_types, values))
+    else:
+        refs = [PersonRef(contacts[p], identity_types[p], values[p]) for p in named]
     answers = _resolver(session, refs)
     if len(answers) != len(refs):
         raise RuntimeError("the person resolver must answer once per ref")
     refused: set[int] = set()
     for p, answer in zip(named, answers, strict=True):
-        if isinstance(answer, PersonError):
+        if type(answer) is PersonError:
             errors.append(ItemError(checked.index[p], answer.code, answer.message, answer.field))
             refused.add(p)
         else:
-            contacts[p] = answer
+            contacts[p] = answer  # type: ignore[assignment]
     if refused:
         checked.drop(refused)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from siyu.core.errors import Invalid
+from siyu.core.tenancy import MAX_ID
 
 T = TypeVar("T")
+# An id as the API takes it in a body or a query (a path id goes through `tenancy.parse_id`).
+IdIn = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 NUL_REFUSED = "text may not contain NUL characters"

@@ -11,15 +11,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from siyu.core.auth import Auth, SessionDep, api_auth
-from siyu.core.schemas import Page, Strict
-from siyu.core.tenancy import MAX_ID
+from siyu.core.schemas import IdIn, Page, Strict
 from siyu.messaging import broadcast_report, broadcasts, caps
 from siyu.messaging.broadcast_models import Broadcast
 
 router = APIRouter()
 Read = Annotated[Auth, Depends(api_auth("messaging", "read"))]
 Write = Annotated[Auth, Depends(api_auth("messaging", "write"))]
-IdIn = Annotated[int, Field(ge=1, le=MAX_ID)]
 Status = Literal["draft", "scheduled", "sending", "paused", "done", "cancelled"]
 RecipientStatus = Literal["pending", "held", "queued", "sending", "sent", "delivered", "opened", "clicked",
                           "failed", "skipped"]
