@@ -112,6 +112,8 @@ def run_claimed_many(
     if not spec.may_repeat:
         with sessions() as session:
             cs = [c for c in cs if jobs.mark_external_started(session, c, lease_seconds=lease_seconds)]
+        if not cs:
+            return list(outcomes.values())
         for _ in cs:
             faults.fault("jobs.before_external")
     raised: list[tuple[jobs.Claimed, Exception]] = []
@@ -120,7 +122,7 @@ def run_claimed_many(
     try:
         with sessions() as session:
             bind_workspace(session, cs[0].context.workspace_id)
-            answers = spec.many(session, [c.context for c in cs]) if cs else []
+            answers = spec.many(session, [c.context for c in cs])
             if len(answers) != len(cs):
                 raise RuntimeError(f"the batch handler of {spec.kind} answered {len(answers)} of {len(cs)} jobs")
             returned = True
