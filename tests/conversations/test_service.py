@@ -56,6 +56,26 @@ def test_an_automatic_message_is_no_response(db, say, account):
     assert service.first_response_report(db)["unanswered"] == 1
 
 
+def test_one_batch_of_sends_joins_each_contacts_own_open_conversation(db, say, account):
+    from siyu.channels import service as channels
+
+    a, b = say("hi", openid="o-a"), say("hello", openid="o-b")
+    c = say("x", openid="o-c")  # c's conversation is closed: the message to c joins none
+    db.get(Conversation, db.get(Message, c.message_id).conversation_id).status = "closed"
+    db.flush()
+    c_id = c.contact_id
+    sent = channels.queue_sends(db, account=account, items=[
+        channels.Outgoing(contact_id=cid, content={"text": "news"}, origin="broadcast:1",
+                          idempotency_key=f"bc:{cid}", purpose="marketing")
+        for cid in (a.contact_id, b.contact_id, c_id, a.contact_id)])
+    by_contact = {m.contact_id: m for m in sent if m is not None}
+    for got in (a, b):
+        inbound = db.get(Message, got.message_id)
+        assert by_contact[got.contact_id].conversation_id == inbound.conversation_id
+        assert db.get(Conversation, inbound.conversation_id).messages == 2
+    assert by_contact[c_id].conversation_id is None
+
+
 def test_silence_closes_the_conversation_and_the_rating_is_recorded(db, say, frozen_now, run_jobs, adapter):
     service.update_settings(db, idle_close_hours=2, actor=ACTOR)
     say("请问有优惠吗")

@@ -298,3 +298,15 @@ def test_run_now_runs_the_named_jobs_at_once_due_or_not_and_leaves_others(db, sc
     assert worker.run_now([urgent.id], sessions=scope) == []  # already done: never twice
     assert (state(db, urgent).status, state(db, other).status) == ("done", "pending")
     assert effects() == [(urgent.id, ws.id)]
+
+
+def test_a_worker_on_a_server_without_autovacuum_says_so(db, scope, monkeypatch, caplog):
+    on_postgres = db.get_bind().dialect.name == "postgresql"
+    shown = db.execute(text("SHOW autovacuum")).scalar_one() if on_postgres else None
+    assert worker.autovacuum_off(db) is (shown == "off")
+    for off in (True, False):
+        monkeypatch.setattr(worker, "autovacuum_off", lambda _session, off=off: off)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="siyu.worker"):
+            worker.run_worker(burst=True, worker_id="w1", sessions=scope)
+        assert ("autovacuum is off" in caplog.text) is off

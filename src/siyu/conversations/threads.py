@@ -82,13 +82,28 @@ def join_inbound(session: Session, message: Message, *, staff_id: int | None) ->
     return conversation
 
 
+def open_conversations(session: Session, pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Conversation]:
+    """The open conversation of each (contact, account) pair that has one, in one query."""
+    if not pairs:
+        return {}
+    rows = session.execute(select(Conversation).where(
+        Conversation.contact_id.in_({c for c, _a in pairs}), Conversation.account_id.in_({a for _c, a in pairs}),
+        Conversation.status == "open").order_by(Conversation.id)).scalars()
+    found: dict[tuple[int, int], Conversation] = {}
+    for c in rows:  # the newest open one wins, as in `open_conversation`
+        if c.contact_id is not None and c.account_id is not None and (c.contact_id, c.account_id) in pairs:
+            found[(c.contact_id, c.account_id)] = c
+    return found
+
+
 def attach_outbound(session: Session, messages: Sequence[Message]) -> None:
     """Put new outbound messages into their contact's open conversation; a person's first counts as the
     conversation's first response."""
-    for message in messages:
-        if message.conversation_id is not None or message.contact_id is None or message.account_id is None:
-            continue
-        conversation = open_conversation(session, message.contact_id, message.account_id)
+    todo = [(m, (m.contact_id, m.account_id)) for m in messages
+            if m.conversation_id is None and m.contact_id is not None and m.account_id is not None]
+    found = open_conversations(session, {pair for _m, pair in todo})
+    for message, pair in todo:
+        conversation = found.get(pair)
         if conversation is None:
             continue
         at = message.created_at or clock.now()

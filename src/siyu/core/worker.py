@@ -22,10 +22,11 @@ from contextlib import AbstractContextManager, asynccontextmanager
 from types import FrameType
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from siyu.core import clock, faults, jobs
-from siyu.core.db import session_scope
+from siyu.core.db import is_postgres, session_scope
 from siyu.core.tenancy import bind_workspace
 from siyu.settings import get_settings
 
@@ -256,6 +257,11 @@ def run_worker(
     poll = settings.worker_poll_seconds if poll_seconds is None else poll_seconds
     previous = _stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
     log.info("worker %s started (batch %s, lease %ss)", worker_id, batch, settings.worker_lease_seconds)
+    with sessions() as session:
+        if autovacuum_off(session):
+            log.warning("PostgreSQL's autovacuum is off: the jobs table keeps every dead row, and claims and "
+                        "broadcasts slow down as it grows; turn autovacuum on, or VACUUM ANALYZE jobs and "
+                        "messages regularly")
     try:
         handled = _loop(worker_id, sessions=sessions, batch=batch, poll=poll, burst=burst, stop=stop,
                         lease_seconds=settings.worker_lease_seconds)
@@ -264,6 +270,11 @@ def run_worker(
             signal.signal(signum, handler)
     log.info("worker %s stopped after %s jobs", worker_id, handled)
     return handled
+
+
+def autovacuum_off(session: Session) -> bool:
+    """True on a PostgreSQL server that does not vacuum by itself (SQLite has no such thing)."""
+    return is_postgres(session) and session.execute(text("SHOW autovacuum")).scalar_one() == "off"
 
 
 def _loop(
