@@ -49,6 +49,15 @@ def test_rule_changes_apply_to_the_next_message(db, say):
     assert matched == ["第一", "竞品", "13812345678"]
 
 
+def test_a_pattern_that_backtracks_forever_elsewhere_scans_a_long_message_at_once(db, say):
+    # `(\w+\s?)+$` takes exponential time on a backtracking engine over this text; RE2 is linear.
+    sensitive.create_rule(db, values={"name": "Tail", "kind": "regex", "pattern": r"(\w+\s?)+$"}, actor=ACTOR)
+    say("a" * 3000 + "!")
+    assert db.execute(select(SensitiveAlert)).all() == []
+    say("最后 ok")
+    assert db.execute(select(SensitiveAlert.matched)).scalars().all() == ["ok"]
+
+
 def test_direction_and_inactive_rules(db, say, account):
     claims(db, direction="out")
     sensitive.create_rule(db, values={"name": "Off", "words": ["坏"], "active": False}, actor=ACTOR)
@@ -73,6 +82,8 @@ def test_alerts_are_acknowledged_then_resolved(db, say):
     ({"name": "x", "words": []}, "words"),
     ({"name": "x", "kind": "regex", "pattern": "("}, "pattern"),
     ({"name": "x", "kind": "regex", "pattern": "a*"}, "pattern"),
+    ({"name": "x", "kind": "regex", "pattern": r"(\d)\1{5}"}, "pattern"),
+    ({"name": "x", "kind": "regex", "pattern": "最(?!近)"}, "pattern"),
     ({"name": "x", "words": ["a"], "severity": "extreme"}, "severity"),
 ])
 def test_bad_rules_are_refused_with_the_field(db, ws, values, field):
@@ -118,3 +129,14 @@ def test_the_demo_rules_are_added_once_and_catch_an_absolute_claim(db, ws, say, 
                         content={"type": "text", "text": "全网最便宜，不买后悔"})
     matched = db.execute(select(SensitiveAlert.matched).order_by(SensitiveAlert.id)).scalars().all()
     assert matched == ["骗子", "最便宜", "不买后悔"]
+
+
+def test_a_stored_pattern_re2_cannot_take_is_skipped_and_the_other_rules_still_watch(db, say, caplog):
+    claims(db)
+    old = sensitive.create_rule(db, values={"name": "Old", "kind": "regex", "pattern": "x"}, actor=ACTOR)
+    old.pattern = r"(a)\1"  # saved before patterns ran on RE2
+    db.flush()
+    with caplog.at_level("WARNING", logger="siyu.conversations.sensitive"):
+        say("第一 aa")
+    assert db.execute(select(SensitiveAlert.matched)).scalars().all() == ["第一"]
+    assert f"rule {old.id}" in caplog.text

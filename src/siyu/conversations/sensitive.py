@@ -2,14 +2,15 @@
 
 Words are matched with one Aho-Corasick automaton (pyahocorasick) per workspace over the message's
 NFKC-normalised, case-folded text, so `１００％有效` and `100%有效`, `WeChat` and `wechat` are one
-word. Patterns are regular expressions over the same normalised text. The automaton is cached per
+word. Patterns are regular expressions (RE2, linear in the text: `siyu.core.patterns`) over the same
+normalised text. The automaton is cached per
 workspace and rebuilt when the workspace's rules change (their count or last change moves). A hit
 makes one alert per message and rule and records `conversation.alert`.
 """
 
 from __future__ import annotations
 
-import re
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from siyu.conversations import text as texts
 from siyu.conversations.models import Message, SensitiveAlert, SensitiveRule
-from siyu.core import audit, clock
+from siyu.core import audit, clock, patterns
 from siyu.core.audit import Actor
 from siyu.core.errors import Conflict, Invalid
 from siyu.core.events import record_event
@@ -35,6 +36,7 @@ ALERT_STATUSES = ("open", "acknowledged", "resolved")
 MAX_WORDS = 2000
 MAX_PATTERN = 500
 ALERTS = cast(Table, SensitiveAlert.__table__)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,14 +63,17 @@ class Matcher:
     def __init__(self, rules: Iterable[RuleSpec]) -> None:
         self.automaton: Any = ahocorasick.Automaton()
         owners: dict[str, list[int]] = {}
-        self.patterns: list[tuple[int, re.Pattern[str]]] = []
+        self.patterns: list[tuple[int, patterns.Pattern]] = []
         for rule in rules:
             for word in rule.words:
                 key = texts.plain(word).strip()
                 if key and rule.id not in owners.setdefault(key, []):
                     owners[key].append(rule.id)
             if rule.pattern:
-                self.patterns.append((rule.id, re.compile(texts.plain(rule.pattern))))
+                try:
+                    self.patterns.append((rule.id, patterns.compiled(texts.plain(rule.pattern))))
+                except patterns.Error:  # saved before patterns ran on RE2
+                    log.warning("sensitive-word rule %s: its pattern is not one RE2 takes; skipped", rule.id)
         for key, ids in owners.items():
             self.automaton.add_word(key, (len(key), tuple(ids)))
         self.has_words = bool(owners)
@@ -190,14 +195,8 @@ def _apply(session: Session, rule: SensitiveRule, values: dict[str, Any]) -> Non
         rule.words = words
     if values.get("pattern") is not None:
         pattern = values["pattern"].strip()
-        if len(pattern) > MAX_PATTERN:
-            raise Invalid(f"a pattern of at most {MAX_PATTERN} characters", field="pattern")
-        try:
-            compiled = re.compile(texts.plain(pattern))
-        except re.error as exc:
-            raise Invalid(f"not a regular expression: {exc}", field="pattern") from None
-        if pattern and compiled.match(""):
-            raise Invalid("the pattern matches empty text", field="pattern")
+        if pattern:
+            patterns.check(texts.plain(pattern), field="pattern", max_length=MAX_PATTERN)
         rule.pattern = pattern
     if rule.kind == "words" and not rule.words:
         raise Invalid("list at least one word", field="words")

@@ -35,6 +35,9 @@ EXPLAINED = {
     ("conflict", "name"): N_("Another rule has this name."),
     ("invalid", "words"): N_("List at least one word, one per line (at most 2,000 of up to 100 characters)."),
     ("invalid", "pattern"): N_("Give a valid regular expression that can't match empty text."),
+    ("bad_pattern", "pattern"): N_(
+        "Give a valid regular expression of at most 500 characters that can't match empty text, without "
+        "backreferences (\\1) or lookarounds ((?=…), (?<!…))."),
     ("invalid", "idle_close_hours"): N_("Choose between 1 and 720 hours."),
     ("invalid", "survey_text"): N_("Keep the question under 500 characters."),
     ("invalid", "since"): N_("Use a date like 2026-11-30."),

@@ -6,8 +6,8 @@ over the first MAX_INPUT characters. The rule with the lowest priority wins, the
 rules answer only when no other rule matched, in the same order. A rule answers only inside one of its
 time windows (none: always), in the workspace's local time.
 
-Patterns are refused when they are long or nest repetitions (`(a+)+`, `(a|aa)*`): those can take
-exponential time on a hostile message, and the input cap alone would not stop that.
+Patterns run on RE2 (`siyu.core.patterns`): linear in the text whatever the pattern, so a hostile
+pattern can't stall a callback; backreferences and lookarounds are refused when a rule is saved.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
+from siyu.core import patterns
 from siyu.core.errors import Invalid
 
 MATCH_TYPES = ("exact", "contains", "regex", "default")
@@ -58,13 +58,6 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-@lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    # NFKC like the text (a full-width letter in a pattern could never match otherwise), not case-folded:
-    # folding would turn \D into \d; IGNORECASE does that part.
-    return re.compile(unicodedata.normalize("NFKC", pattern), re.IGNORECASE)
-
-
 def keyword_in(rule: Rule, text: str) -> str | None:
     """The rule's keyword (or pattern) that the text matches, or None."""
     said = normalise(text)
@@ -73,7 +66,7 @@ def keyword_in(rule: Rule, text: str) -> str | None:
             return keyword
         if rule.match_type == "contains" and normalise(keyword) in said:
             return keyword
-        if rule.match_type == "regex" and _compiled(keyword).search(said[:MAX_INPUT]):
+        if rule.match_type == "regex" and patterns.compiled(keyword, ignore_case=True).search(said[:MAX_INPUT]):
             return keyword
     return None
 
@@ -100,60 +93,10 @@ def choose(rules: Iterable[Rule], text: str, local: datetime) -> tuple[Rule, str
 # --- checking what people write ---------------------------------------------------------------------
 
 
-def _parser() -> Any:
-    import re._parser as parser  # the standard library's own regex parser
-
-    return parser
-
-
-def _repeats_inside(items: Any, p: Any) -> bool:
-    """Whether a parsed (sub)pattern contains a repetition (`?` included) or an alternation."""
-    for op, av in items:
-        if op in (p.MAX_REPEAT, p.MIN_REPEAT, getattr(p, "POSSESSIVE_REPEAT", None)):
-            return True
-        if op is p.BRANCH or _nested_children(op, av, p, _repeats_inside):
-            return True
-    return False
-
-
-def _nested_children(op: Any, av: Any, p: Any, test: Any) -> bool:
-    if op is p.SUBPATTERN:
-        return bool(test(av[-1], p))
-    if op in (p.ASSERT, p.ASSERT_NOT):
-        return bool(test(av[1], p))
-    if op is p.GROUPREF_EXISTS:
-        return any(test(branch, p) for branch in av[1:] if branch is not None)
-    if op is getattr(p, "ATOMIC_GROUP", None):
-        return bool(test(av, p))
-    return False
-
-
-def _nested(items: Any, p: Any) -> bool:
-    """Whether a repetition of more than one contains a repetition or an alternation."""
-    for op, av in items:
-        if op in (p.MAX_REPEAT, p.MIN_REPEAT, getattr(p, "POSSESSIVE_REPEAT", None)):
-            if (av[1] > 1 and _repeats_inside(av[2], p)) or _nested(av[2], p):
-                return True
-        elif op is p.BRANCH:
-            if any(_nested(branch, p) for branch in av[1]):
-                return True
-        elif _nested_children(op, av, p, _nested):
-            return True
-    return False
-
-
 def check_pattern(pattern: str, *, field: str) -> None:
-    """Refuse a regular expression that is too long, invalid, or could take exponential time."""
-    if len(pattern) > MAX_PATTERN:
-        raise Invalid(f"a pattern is at most {MAX_PATTERN} characters", field=field)
-    try:
-        _compiled(pattern)
-    except re.error as exc:
-        raise Invalid(f"not a valid pattern: {exc.msg}", field=field, code="bad_pattern") from exc
-    parser = _parser()
-    if _nested(parser.parse(unicodedata.normalize("NFKC", pattern)), parser):
-        raise Invalid("a repeated group may not hold another repetition or alternatives (too slow on some "
-                      "messages); write the alternatives as separate keywords", field=field, code="slow_pattern")
+    """Refuse a regular expression that is too long, that RE2 can't take, or that matches every message."""
+    # Not case-folded (folding would turn \D into \d): the pattern is compiled case-insensitive instead.
+    patterns.check(pattern, field=field, ignore_case=True, max_length=MAX_PATTERN)
 
 
 def parse_window(raw: Any, field: str) -> dict[str, Any]:

@@ -38,10 +38,9 @@ FLASHES.update({
 })
 EXPLAINED.update({
     ("invalid", "keywords"): N_("Write one to 50 keywords, one a line (none for a default reply)."),
-    ("bad_pattern", "keywords"): N_("One of the patterns is not a valid regular expression."),
-    ("slow_pattern", "keywords"): N_(
-        "A pattern repeats a group that itself repeats or has alternatives, which can take forever on some "
-        "messages. Write the alternatives as separate keywords."),
+    ("bad_pattern", "keywords"): N_(
+        "One of the patterns can't be used: it must be a valid regular expression of at most 200 characters "
+        "that can't match empty text, without backreferences (\\1) or lookarounds ((?=…), (?<!…))."),
     ("invalid", "match_type"): N_("Choose how the message is matched."),
     ("invalid", "priority"): N_("Priority is a whole number from 0 to 10,000."),
     ("invalid", "windows"): N_("Check the day and hours of this window: it must end after it starts."),
