@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Connection, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from siyu.core import clock, faults, jobs, worker
+from siyu.core import faults, jobs, worker
 from siyu.core.models import Job
 from siyu.core.tenancy import bound_workspace
+from tests.core.conftest import CALLS, START
 
-START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LEASE = 60.0
-CALLS: list[str] = []
 
 
 @jobs.handler("unit.effect")
@@ -52,22 +51,6 @@ def _call_idem(_session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
 
 
 Scope = Callable[[], AbstractContextManager[Session]]
-
-
-@pytest.fixture
-def frozen() -> clock.FrozenClock:
-    c = clock.FrozenClock(START)
-    clock.set_clock(c)
-    CALLS.clear()
-    return c
-
-
-
-@pytest.fixture
-def effects(connection: Connection) -> Callable[[], list[Any]]:
-    connection.execute(text("CREATE TABLE unit_effects (job_id INTEGER NOT NULL, workspace_id INTEGER)"))
-    query = text("SELECT job_id, workspace_id FROM unit_effects ORDER BY job_id")
-    return lambda: connection.execute(query).all()
 
 
 def add(db: Session, kind: str, key: str, payload: dict[str, Any] | None = None, **kw: Any) -> Job:

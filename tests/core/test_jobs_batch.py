@@ -3,16 +3,17 @@ gets its own outcome (done, retried, unknown) as if it had run alone."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from siyu.core import clock, jobs, worker
+from siyu.core import jobs, worker
 from siyu.core.tenancy import bound_workspace
-from tests.core.test_jobs import CALLS, LEASE, START, add, batch, claim, state
+from tests.core.conftest import CALLS, START
+from tests.core.test_jobs import LEASE, add, batch, claim, state
 
 BATCHES: list[tuple[str, int | None, list[str]]] = []
 
@@ -69,20 +70,9 @@ def _call(session: Session, ctx: jobs.JobContext) -> dict[str, Any]:
     return answer
 
 
-@pytest.fixture
-def frozen() -> clock.FrozenClock:
-    c = clock.FrozenClock(START)
-    clock.set_clock(c)
-    CALLS.clear()
-    return c
-
-
-@pytest.fixture
-def effects(connection: Connection) -> Callable[[], list[Any]]:
-    connection.execute(text("CREATE TABLE unit_effects (job_id INTEGER NOT NULL, workspace_id INTEGER)"))
+@pytest.fixture(autouse=True)
+def _no_batches_yet() -> None:
     BATCHES.clear()
-    query = text("SELECT job_id, workspace_id FROM unit_effects ORDER BY job_id")
-    return lambda: connection.execute(query).all()
 
 
 def test_a_batch_runs_once_per_workspace_bound_to_it_and_every_job_is_done(db, scope, effects, frozen,
