@@ -147,6 +147,10 @@ def _owner(session: Session, code: ChannelCode, staff_userid: str | None, at_loc
         return None, None
     if not rows:
         return None, None
+    # Arrivals through one code take turns from here to their commit (a row lock on PostgreSQL; SQLite's
+    # writers are serialised at BEGIN): two at once would both read the same counts and cursor, and a
+    # member one short of their cap would get both.
+    session.refresh(code, attribute_names=["rotation_cursor"], with_for_update=True)
     counts = day_counts(session, code, at_local.date())
     chosen, cursor = rotation.choose(code.rotation, codes.rotation_members(rows), counts, at_local,
                                      cursor=code.rotation_cursor, draw=_draw[0]())
