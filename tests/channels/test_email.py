@@ -7,6 +7,7 @@ import base64
 import email
 import json
 import re
+import socket
 from email.message import Message as MailMessage
 from email.policy import default
 
@@ -187,6 +188,33 @@ def test_smtp_refusals_fail_or_retry_by_their_code(db, ws, smtp, run_jobs, froze
     run_jobs()
     assert service.get_message(db, busy.id).status == "sent"
     assert [r.recipients for r in fake.received] == [["busy@example.com"]]
+
+
+def test_a_batch_of_messages_shares_one_connection_and_a_refusal_does_not_break_it(db, ws, smtp, run_jobs):
+    fake, port = smtp
+    account = make_account(db, port)
+    fake.refuse = {"gone@example.com": "550 5.1.1 No such user"}
+    people = [subscriber(db, f"p{i}@example.com") for i in range(2)] + [subscriber(db, "gone@example.com")]
+    people.append(subscriber(db, "p3@example.com"))
+    queued = [service.queue_send(db, account=account, contact_id=p.id, content=CONTENT, origin="test",
+                                 idempotency_key=f"batch:{i}", purpose="marketing") for i, p in enumerate(people)]
+    run_jobs()
+    assert [service.get_message(db, m.id).status for m in queued] == ["sent", "sent", "failed", "sent"]
+    assert [r.recipients for r in fake.received] == [["p0@example.com"], ["p1@example.com"], ["p3@example.com"]]
+    assert len({r.connection for r in fake.received}) == 1
+
+
+def test_a_kept_connection_the_server_dropped_is_replaced_before_the_send(db, ws, smtp):
+    fake, port = smtp
+    account = make_account(db, port)
+    raw = email_channel.build_message(account, "a@example.com", CONTENT, "k1")
+    kept: dict = {}
+    email_channel._send_now(account, "a@example.com", raw, kept)
+    kept[account.id].sock.shutdown(socket.SHUT_RDWR)  # what an idle timeout on the server leaves behind
+    email_channel._send_now(account, "a@example.com", raw, kept)
+    assert len(fake.received) == 2
+    assert fake.received[0].connection != fake.received[1].connection
+    email_channel._close(kept.pop(account.id))
 
 
 def test_starttls_is_required_and_the_servers_certificate_checked(db, ws, run_jobs, tmp_path):

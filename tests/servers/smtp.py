@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,15 @@ from cryptography.x509.oid import NameOID
 from tests.servers import free_port
 
 
+_connections = count(1)
+
+
 @dataclass
 class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    connection: int = 0  # which client connection (SMTP session) brought it
 
 
 @dataclass
@@ -45,7 +50,10 @@ class FakeSmtp:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)))
+        if not hasattr(session, "serial"):
+            session.serial = next(_connections)
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content),
+                                      session.serial))
         return "250 Message accepted for delivery"
 
     def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:

@@ -126,6 +126,9 @@ class Adapter(Protocol):
                    idempotency_key: str) -> SendResult:
         """Send one message; raise ChannelError when the platform refuses."""
 
+    # Optional: `connections()`, an async context manager inside which sends may share connections (the
+    # email adapter's SMTP sessions); a batch of deliver jobs enters it once around its sends.
+
 
 _ADAPTERS: dict[str, Adapter] = {}
 

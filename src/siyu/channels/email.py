@@ -14,7 +14,9 @@ import hashlib
 import html
 import smtplib
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any
@@ -126,9 +128,13 @@ def _refusal(code: int, text: bytes | str) -> ChannelError:
     return ChannelError(str(code), reason or "refused", retryable=400 <= code < 500)
 
 
-def _send_now(account: ChannelAccount, address: str, raw: bytes) -> None:
+# The connections a batch of sends keeps open, per account (set by `EmailAdapter.connections`).
+_OPEN: ContextVar[dict[int, smtplib.SMTP] | None] = ContextVar("siyu_email_connections", default=None)
+
+
+def _open(account: ChannelAccount) -> smtplib.SMTP:
     try:
-        smtp = _connect(account)
+        return _connect(account)
     except smtplib.SMTPAuthenticationError as exc:
         raise ChannelError(str(exc.smtp_code), "the SMTP server refused the username or password") from exc
     except smtplib.SMTPResponseException as exc:
@@ -136,9 +142,39 @@ def _send_now(account: ChannelAccount, address: str, raw: bytes) -> None:
     except (OSError, smtplib.SMTPException) as exc:
         # Nothing was sent yet: trying again later is safe.
         raise ChannelError("unreachable", f"{type(exc).__name__}: {exc}", retryable=True) from exc
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
+
+
+def _reusable(smtp: smtplib.SMTP) -> bool:
+    """Whether a kept connection still answers (servers close idle ones)."""
+    try:
+        return smtp.noop()[0] == 250
+    except (OSError, smtplib.SMTPException):
+        return False
+
+
+def _send_now(account: ChannelAccount, address: str, raw: bytes,
+              kept: dict[int, smtplib.SMTP] | None = None) -> None:
+    """Send one message, on the batch's open connection to the account's server when there is one (and
+    it still answers), else on a new one; `kept` gets the connection back unless the send broke it."""
+    smtp = kept.pop(account.id, None) if kept is not None else None
+    if smtp is not None and not _reusable(smtp):
+        smtp.close()
+        smtp = None
+    if smtp is None:
+        smtp = _open(account)
+    healthy = False
     try:
         refused = smtp.sendmail(str(account.config["from_address"]), [address], raw)
+        healthy = True
     except smtplib.SMTPRecipientsRefused as exc:
+        healthy = True  # sendmail reset the transaction: the connection serves the next message
         code, text = next(iter(exc.recipients.values()))
         raise _refusal(code, text) from exc
     except smtplib.SMTPResponseException as exc:
@@ -146,10 +182,10 @@ def _send_now(account: ChannelAccount, address: str, raw: bytes) -> None:
     except (OSError, smtplib.SMTPException) as exc:
         raise ChannelError("unknown", f"the connection ended during the send: {exc}", unknown=True) from exc
     finally:
-        try:
-            smtp.quit()
-        except (OSError, smtplib.SMTPException):
-            smtp.close()
+        if healthy and kept is not None:
+            kept[account.id] = smtp
+        else:
+            _close(smtp)
     if refused:
         code, text = next(iter(refused.values()))
         raise _refusal(code, text)
@@ -235,6 +271,19 @@ class EmailAdapter:
     async def check_connection(self, account: ChannelAccount) -> str:
         return await asyncio.to_thread(_check_connection, account)
 
+    @asynccontextmanager
+    async def connections(self) -> AsyncIterator[None]:
+        """Sends inside the block share one SMTP connection per account (a batch of deliver jobs opens,
+        starts TLS and logs in once instead of once per message); all are closed at its end."""
+        kept: dict[int, smtplib.SMTP] = {}
+        token = _OPEN.set(kept)
+        try:
+            yield
+        finally:
+            _OPEN.reset(token)
+            for smtp in kept.values():
+                await asyncio.to_thread(_close, smtp)
+
     async def send(self, account: ChannelAccount, address: str, content: Mapping[str, Any], *,
                    idempotency_key: str) -> SendResult:
         if not str(content.get("subject") or "").strip():
@@ -245,7 +294,7 @@ class EmailAdapter:
             # A header with a line break, an address the parser refuses, a key dkimpy can't use: sending
             # again would fail the same way.
             raise ChannelError("bad_message", f"the message could not be built: {exc}") from exc
-        await asyncio.to_thread(_send_now, account, address, raw)
+        await asyncio.to_thread(_send_now, account, address, raw, _OPEN.get())
         return SendResult(external_id=message_id(idempotency_key, _domain(account)))
 
 

@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -673,15 +674,21 @@ async def _send_each(sends: Sequence[tuple[ChannelAccount, Message, str]], deadl
     """Each message's SendResult, or the exception its send raised; past the deadline the sends left
     are not started (NotStarted), the first one always is."""
     results: list[Any] = []
-    for account, message, key in sends:
-        if results and deadline is not None and clock.now() >= deadline:
-            results.append(jobs.NotStarted("the lease ran short before this send"))
-            continue
-        try:
-            results.append(await _check_kind(account.kind).send(account, message.address or "", message.content,
-                                                                idempotency_key=key))
-        except Exception as exc:
-            results.append(exc)
+    async with AsyncExitStack() as stack:
+        # A kind that keeps connections (SMTP) opens them once for the batch.
+        for kind in dict.fromkeys(account.kind for account, _m, _k in sends):
+            connections = getattr(_check_kind(kind), "connections", None)
+            if connections is not None:
+                await stack.enter_async_context(connections())
+        for account, message, key in sends:
+            if results and deadline is not None and clock.now() >= deadline:
+                results.append(jobs.NotStarted("the lease ran short before this send"))
+                continue
+            try:
+                results.append(await _check_kind(account.kind).send(account, message.address or "", message.content,
+                                                                    idempotency_key=key))
+            except Exception as exc:
+                results.append(exc)
     return results
 
 
