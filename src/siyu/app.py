@@ -73,8 +73,8 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
 LARGE_BODIES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/api/v1/contacts/imports", "import_max_bytes"),
     ("POST", "/console/imports", "import_max_bytes"),
-    ("POST", "/api/v1/acquisition/poster-templates", "poster_body_max_bytes"),
-    ("PUT", "/api/v1/acquisition/poster-templates", "poster_body_max_bytes"),
+    ("POST", "/api/v1/poster-templates", "poster_body_max_bytes"),
+    ("PUT", "/api/v1/poster-templates", "poster_body_max_bytes"),
     ("POST", "/console/poster-templates", "poster_body_max_bytes"),
 )
 

@@ -18,7 +18,7 @@ from siyu.settings import get_settings
 from tests.acquisition.poster_support import LINK_URL, WECOM_URL, decode, make_code, picture, raster, svg_modules
 from tests.conftest import bearer
 
-API = "/api/v1/acquisition"
+API = "/api/v1"
 LINES = [{"text": "扫码领券 {{ code.name }}", "x": 600, "y": 90, "size": 70, "color": "#FFFFFF", "align": "center"}]
 
 
@@ -58,7 +58,7 @@ def upload(client, key, *, name="双十一", background=None, **fields):
 def test_qr_png_at_300_dpi_and_svg(client, shop):
     _, key, code = shop
 
-    png = client.get(f"{API}/codes/{code.id}/qr.png", headers=key, params={"size_mm": 30, "dpi": 300})
+    png = client.get(f"{API}/channel-codes/{code.id}/qr.png", headers=key, params={"size_mm": 30, "dpi": 300})
     assert png.status_code == 200
     assert png.headers["content-type"] == "image/png"
     assert "attachment" in png.headers["content-disposition"]
@@ -67,7 +67,7 @@ def test_qr_png_at_300_dpi_and_svg(client, shop):
     assert image.info["dpi"] == pytest.approx((300, 300), abs=0.01)
     assert decode(png.content) == [WECOM_URL]
 
-    svg = client.get(f"{API}/codes/{code.id}/qr.svg", headers=key)
+    svg = client.get(f"{API}/channel-codes/{code.id}/qr.svg", headers=key)
     assert svg.headers["content-type"].startswith("image/svg+xml")
     root, dark = svg_modules(svg.content)
     assert decode(raster(dark, int(float(root.get("viewBox").split()[2])))) == [WECOM_URL]
@@ -79,10 +79,10 @@ def test_bad_sizes_and_a_code_without_qr_are_422(client, db, shop):
     pending = make_code(db, name="pending", qr_content=None)
     db.commit()
 
-    assert client.get(f"{API}/codes/{code.id}/qr.png", headers=key, params={"dpi": 10}).status_code == 422
-    big = client.get(f"{API}/codes/{code.id}/qr.png", headers=key, params={"size_mm": 1000, "dpi": 1200})
+    assert client.get(f"{API}/channel-codes/{code.id}/qr.png", headers=key, params={"dpi": 10}).status_code == 422
+    big = client.get(f"{API}/channel-codes/{code.id}/qr.png", headers=key, params={"size_mm": 1000, "dpi": 1200})
     assert big.json()["error"]["field"] == "size_mm"
-    refused = client.get(f"{API}/codes/{pending.id}/poster.png", headers=key)
+    refused = client.get(f"{API}/channel-codes/{pending.id}/poster.png", headers=key)
     assert refused.status_code == 422
     assert refused.json()["error"] == {"code": "no_qr", "field": "qr_content", "message": refused.json()["error"]
                                        ["message"]}
@@ -97,7 +97,7 @@ def test_a_template_uploaded_with_a_jpeg_draws_a_scannable_poster(client, shop):
     assert (body["width"], body["height"], body["background_mime"]) == (1200, 1600, "image/jpeg")
     assert body["lines"][0]["color"] == "#ffffff"
 
-    poster = client.get(f"{API}/codes/{code.id}/poster.png", headers=key, params={"template_id": body["id"]})
+    poster = client.get(f"{API}/channel-codes/{code.id}/poster.png", headers=key, params={"template_id": body["id"]})
     assert poster.status_code == 200
     assert Image.open(io.BytesIO(poster.content)).size == (1200, 1600)
     assert decode(poster.content) == [WECOM_URL]
@@ -188,12 +188,12 @@ def test_another_workspaces_codes_and_templates_are_404(client, shop, other):
     _, key, code = shop
     their_code, their_template = other
 
-    for path in (f"/codes/{their_code.id}/qr.png", f"/codes/{their_code.id}/qr.svg",
-                 f"/codes/{their_code.id}/poster.png", f"/poster-templates/{their_template.id}",
+    for path in (f"/channel-codes/{their_code.id}/qr.png", f"/channel-codes/{their_code.id}/qr.svg",
+                 f"/channel-codes/{their_code.id}/poster.png", f"/poster-templates/{their_template.id}",
                  f"/poster-templates/{their_template.id}/preview.png",
                  f"/poster-templates/{their_template.id}/background"):
         assert client.get(API + path, headers=key).status_code == 404, path
-    assert client.get(f"{API}/codes/{code.id}/poster.png", headers=key,
+    assert client.get(f"{API}/channel-codes/{code.id}/poster.png", headers=key,
                       params={"template_id": their_template.id}).status_code == 404
     assert client.post(f"{API}/posters/batch", headers=key, json={"code_ids": [code.id, their_code.id]}
                        ).status_code == 404
@@ -207,5 +207,5 @@ def test_a_read_only_key_downloads_but_does_not_write(client, db, shop, make_key
     ws, _, code = shop
     reader = bearer(make_key(ws, ["acquisition:read"]))
 
-    assert client.get(f"{API}/codes/{code.id}/poster.png", headers=reader).status_code == 200
+    assert client.get(f"{API}/channel-codes/{code.id}/poster.png", headers=reader).status_code == 200
     assert upload(client, reader).status_code == 403

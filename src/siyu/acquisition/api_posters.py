@@ -18,7 +18,7 @@ from siyu.core.errors import Invalid, NotFound
 from siyu.core.schemas import Strict
 from siyu.core.tenancy import MAX_ID
 
-router = APIRouter(prefix="/acquisition")
+router = APIRouter()
 Read = Annotated[Auth, Depends(api_auth("acquisition", "read"))]
 Write = Annotated[Auth, Depends(api_auth("acquisition", "write"))]
 
@@ -84,7 +84,7 @@ def _png(content: bytes, name: str | None = None) -> Response:
     return Response(content, media_type="image/png", headers=headers)
 
 
-@router.get("/codes/{code_id}/qr.png", tags=["acquisition"], response_class=Response,
+@router.get("/channel-codes/{code_id}/qr.png", tags=["acquisition"], response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
 def code_qr_png(code_id: int, auth: Read, session: SessionDep, size_mm: SizeMm = qr.DEFAULT_SIZE_MM,
                 dpi: Dpi = qr.DEFAULT_DPI) -> Response:
@@ -93,7 +93,7 @@ def code_qr_png(code_id: int, auth: Read, session: SessionDep, size_mm: SizeMm =
     return _png(qr.png(code, size_mm=size_mm, dpi=dpi), posters.file_name(code, "qr.png"))
 
 
-@router.get("/codes/{code_id}/qr.svg", tags=["acquisition"], response_class=Response,
+@router.get("/channel-codes/{code_id}/qr.svg", tags=["acquisition"], response_class=Response,
             responses={200: {"content": {"image/svg+xml": {}}}})
 def code_qr_svg(code_id: int, auth: Read, session: SessionDep,
                 size_mm: Annotated[float | None, Query(ge=qr.MIN_SIZE_MM, le=qr.MAX_SIZE_MM)] = None) -> Response:
@@ -103,7 +103,7 @@ def code_qr_svg(code_id: int, auth: Read, session: SessionDep,
                     headers={"Content-Disposition": attachment(posters.file_name(code, "qr.svg"))})
 
 
-@router.get("/codes/{code_id}/poster.png", tags=["acquisition"], response_class=Response,
+@router.get("/channel-codes/{code_id}/poster.png", tags=["acquisition"], response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
 def code_poster(code_id: int, auth: Read, session: SessionDep, template_id: TemplateId = None) -> Response:
     """The code's poster drawn from a template, as a PNG at 300 dpi."""
