@@ -56,6 +56,7 @@ ROOT_ROUTERS: tuple[tuple[str, str], ...] = (
     ("siyu.messaging.links", "router"),
     ("siyu.channels.wechat_oa.hooks", "router"),
     ("siyu.channels.views", "router"),
+    ("siyu.channels.views_menu", "router"),
     ("siyu.messaging.views", "router"),
     ("siyu.messaging.views_keywords", "router"),
     ("siyu.channels.sms.hooks", "router"),

@@ -26,7 +26,8 @@ def _setup() -> tuple[int, int, list[int], list[int]]:
         ws = workspaces.create_workspace(s, ACTOR, name="Race")
         bind_workspace(s, ws.id)
         staff = [staff_service.create_staff(s, name=n, actor=ACTOR).id for n in ("Zhang", "Li")]
-        source = service.create_source(s, name="Posters", type="store_poster", currency="CNY", cost_model={}, actor=ACTOR)
+        source = service.create_source(s, name="Posters", type="store_poster", currency="CNY", cost_model={},
+                                       actor=ACTOR)
         code = service.create_code(s, name="Poster", source_id=source.id, kind="link", actor=ACTOR,
                                    target_url="https://shop.example.com/",
                                    members=[{"staff_id": staff[0], "daily_cap": 1}, {"staff_id": staff[1]}])

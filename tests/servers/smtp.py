@@ -23,7 +23,6 @@ from cryptography.x509.oid import NameOID
 
 from tests.servers import free_port
 
-
 _connections = count(1)
 
 
