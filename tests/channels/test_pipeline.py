@@ -3,7 +3,10 @@ adapter the test registers: dedupe, contacts, consent, archive, events, hooks, c
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -300,3 +303,31 @@ def test_health_records_a_success_once_a_minute_and_always_after_a_failure(db, a
     frozen_now.advance(seconds=61)
     service.record_health(db, account)
     assert account.last_ok_at == clock.now()
+
+
+def test_a_batch_keeps_up_to_the_kinds_sends_in_flight_and_one_addresss_messages_in_order(db, account, adapter,
+                                                                                          monkeypatch):
+    in_flight, most, order = [0], [0], []
+
+    async def send(account, address, content, *, idempotency_key):
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        for _ in range(40 - 3 * int(content["text"])):  # earlier ones take longer: later ones would overtake
+            await asyncio.sleep(0)
+        order.append((address, content["text"]))
+        in_flight[0] -= 1
+        return SendResult(external_id=idempotency_key)
+
+    monkeypatch.setattr(adapter, "send", send)
+    messages = [SimpleNamespace(address=f"o-{i % 4}", content={"text": str(i)}) for i in range(12)]
+    # 12 at once: still one in flight per address (4 of them).
+    for at_once, expected in ((1, 1), (3, 3), (12, 4)):
+        monkeypatch.setattr(adapter, "rules", dataclasses.replace(adapter.rules, sends_at_once=at_once))
+        in_flight[0] = most[0] = 0
+        order.clear()
+        results = service.run_async(service._send_each([(account, m, f"k{i}") for i, m in enumerate(messages)],
+                                                       None))
+        assert [r.external_id for r in results] == [f"k{i}" for i in range(12)]
+        assert most[0] == expected
+        for person in ("o-0", "o-1", "o-2", "o-3"):
+            assert [t for a, t in order if a == person] == [str(i) for i in range(12) if f"o-{i % 4}" == person]

@@ -37,6 +37,9 @@ class PlatformRules:
     # Content types the channel can carry (text, link, image, miniprogram, email...).
     content_types: tuple[str, ...] = ("text",)
     notes: tuple[str, ...] = ()
+    # How many sends to one account a batch of deliver jobs keeps in flight at once (the platform's
+    # rate limits still apply to each call); messages to one address always leave in order.
+    sends_at_once: int = 1
 
 
 @dataclass(frozen=True)

@@ -671,24 +671,35 @@ SEND_MARGIN = timedelta(seconds=15)
 
 
 async def _send_each(sends: Sequence[tuple[ChannelAccount, Message, str]], deadline: datetime | None) -> list[Any]:
-    """Each message's SendResult, or the exception its send raised; past the deadline the sends left
-    are not started (NotStarted), the first one always is."""
-    results: list[Any] = []
+    """Each message's SendResult, or the exception its send raised. Up to the kind's `sends_at_once`
+    sends per account are in flight together, one address's messages one after another in the batch's
+    order; past the deadline the sends left are not started (NotStarted), the first one always is."""
+    results: list[Any] = [None] * len(sends)
+    gates = {account.id: asyncio.Semaphore(max(1, _check_kind(account.kind).rules.sends_at_once))
+             for account, _m, _k in sends}
+    in_order = {(account.id, message.address): asyncio.Lock() for account, message, _k in sends}
+    started = False
+
+    async def one(i: int, account: ChannelAccount, message: Message, key: str) -> None:
+        nonlocal started
+        async with in_order[(account.id, message.address)], gates[account.id]:
+            if started and deadline is not None and clock.now() >= deadline:
+                results[i] = jobs.NotStarted("the lease ran short before this send")
+                return
+            started = True
+            try:
+                results[i] = await _check_kind(account.kind).send(account, message.address or "", message.content,
+                                                                  idempotency_key=key)
+            except Exception as exc:
+                results[i] = exc
+
     async with AsyncExitStack() as stack:
         # A kind that keeps connections (SMTP) opens them once for the batch.
         for kind in dict.fromkeys(account.kind for account, _m, _k in sends):
             connections = getattr(_check_kind(kind), "connections", None)
             if connections is not None:
                 await stack.enter_async_context(connections())
-        for account, message, key in sends:
-            if results and deadline is not None and clock.now() >= deadline:
-                results.append(jobs.NotStarted("the lease ran short before this send"))
-                continue
-            try:
-                results.append(await _check_kind(account.kind).send(account, message.address or "", message.content,
-                                                                    idempotency_key=key))
-            except Exception as exc:
-                results.append(exc)
+        await asyncio.gather(*(one(i, *send) for i, send in enumerate(sends)))
     return results
 
 

@@ -139,7 +139,7 @@ class WebhookAdapter:
     kind = "webhook"
     label = N_("Webhook")
     rules = PlatformRules(identity_type="contact_id", consent_channel=None,
-                          content_types=("text", "link", "image", "miniprogram"))
+                          content_types=("text", "link", "image", "miniprogram"), sends_at_once=8)
     fields: tuple[ConfigField, ...] = (
         ConfigField("url", N_("Endpoint URL"), help=N_("siyu POSTs signed JSON here.")),
         ConfigField("secret", N_("Signing secret"), secret=True,

@@ -56,7 +56,7 @@ class SmsAdapter:
     kind = "sms"
     label = N_("SMS (Aliyun)")
     rules = PlatformRules(
-        identity_type="phone", consent_channel="sms", max_text=MAX_CHARS, content_types=("sms",),
+        identity_type="phone", consent_channel="sms", max_text=MAX_CHARS, content_types=("sms",), sends_at_once=8,
         notes=(N_("One part holds 70 characters including the sign; longer texts go in parts of 67."),
                N_("Aliyun limits each number to 1 message a minute, 5 an hour and 10 a day per sign by default."),
                N_("Only templates approved by Aliyun can be sent; replies TD, T, N or 退订 unsubscribe.")),
