@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -315,6 +316,17 @@ class RedisBackend:
 
 _LOCAL = LocalBackend()
 _override: Backend | None = None
+_flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
+_flights_lock = threading.Lock()
+
+
+def single_flight(key: str) -> asyncio.Lock:
+    """This event loop's lock for `key`: the concurrent sends of a batch that would each fetch the same
+    access token take turns, and the ones after the first find its token instead of fetching again
+    (other processes share it through the cache)."""
+    loop = asyncio.get_running_loop()
+    with _flights_lock:
+        return _flights.setdefault(loop, {}).setdefault(key, asyncio.Lock())
 
 
 @lru_cache

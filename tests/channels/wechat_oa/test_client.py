@@ -4,6 +4,7 @@ once on 42001, frequency limits and 5xx retryable, a send's timeout unknown, the
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -208,3 +209,21 @@ def test_a_token_near_its_expiry_is_replaced_before_use(db, oa, fake, frozen_now
     assert service.run_async(client.access_token(oa)) != first
     assert len(server.calls(TOKEN)) == 2
     assert timedelta(seconds=7000) < db.execute(select(AccessToken.expires_at)).scalar_one() - frozen_now.current
+
+
+def test_concurrent_sends_of_a_batch_fetch_one_token_and_replace_a_refused_one_once(db, oa, fake):
+    server, _ = fake
+    people = [f"oUser{i}" for i in range(4)]
+    for i, openid in enumerate(people):
+        _wrote(db, oa, key=f"w{i}", openid=openid)
+
+    async def send_all(text: str) -> list:
+        return await asyncio.gather(*(ADAPTER.send(oa, openid, {"type": "text", "text": text}, idempotency_key=openid)
+                                      for openid in people))
+
+    service.run_async(send_all("first"))
+    assert len(server.calls(TOKEN)) == 1
+    server.misbehave(CUSTOM, *["expired"] * len(people))
+    service.run_async(send_all("second"))
+    assert len(server.calls(TOKEN)) == 2  # the four refused sends share one new token
+    assert sorted(s["text"]["content"] for s in server.sent) == ["first"] * 4 + ["second"] * 4

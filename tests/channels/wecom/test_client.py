@@ -46,6 +46,17 @@ def test_one_token_serves_every_client_of_the_app_until_it_expires_then_42001_re
     assert (twice.value.code, twice.value.retryable) == ("42001", True)
 
 
+def test_concurrent_calls_fetch_one_token_and_refresh_an_expired_one_once(api, fake):
+    async def five() -> list:
+        return await asyncio.gather(*(api.call(GET, params={"external_userid": "wmA"}) for _ in range(5)))
+
+    assert [a["external_contact"]["name"] for a in run_async(five())] == ["小红"] * 5
+    assert len(fake.calls(TOKEN)) == 1
+    fake.expire_tokens()
+    assert [a["external_contact"]["name"] for a in run_async(five())] == ["小红"] * 5
+    assert len(fake.calls(TOKEN)) == 2
+
+
 def test_a_frequency_limit_blocks_every_caller_of_that_api_for_60_seconds(api, fake, frozen_now):
     fake.fail(GET, 45009)
     with pytest.raises(ChannelError) as limited:

@@ -40,6 +40,7 @@ RULES = PlatformRules(
     window_sends=5,
     max_text=2048,
     content_types=("text", "image", "link", "miniprogram", "template"),
+    sends_at_once=8,
     notes=(
         N_("Customer-service messages: within 48 hours of the person's last message, at most 5."),
         N_("Template messages: any time, to followers, with a template approved in the OA admin."),

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, object_session
 
 from siyu.channels.models import ChannelAccount
+from siyu.channels.ratelimit import single_flight
 from siyu.channels.wechat_oa.models import AccessToken
 from siyu.core import clock
 from siyu.settings import get_settings
@@ -104,12 +105,16 @@ async def token_for(account: ChannelAccount, fp: str, fetch: Fetch, *, refused: 
     cached = _memory.get(key)
     if not fetch_new and refused is None and _fresh(cached):
         return cached[0]  # type: ignore[index]
-    shared = None if fetch_new else await _load(account, fp)
-    if _fresh(shared) and shared is not None and shared[0] != refused:
-        _memory[key] = shared
-        return shared[0]
-    token, expires_in = await fetch()
-    expires_at = clock.now() + timedelta(seconds=max(0, expires_in))
-    _memory[key] = (token, expires_at)
-    await _save(account, fp, token, expires_at)
-    return token
+    async with single_flight(f"wechat_oa:{account.id}:{fp}"):
+        cached = _memory.get(key)  # a send of the same batch may have replaced it meanwhile
+        if not fetch_new and _fresh(cached) and cached is not None and cached[0] != refused:
+            return cached[0]
+        shared = None if fetch_new else await _load(account, fp)
+        if _fresh(shared) and shared is not None and shared[0] != refused:
+            _memory[key] = shared
+            return shared[0]
+        token, expires_in = await fetch()
+        expires_at = clock.now() + timedelta(seconds=max(0, expires_in))
+        _memory[key] = (token, expires_at)
+        await _save(account, fp, token, expires_at)
+        return token

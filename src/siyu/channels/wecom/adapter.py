@@ -146,7 +146,7 @@ class WeComAdapter(_WeComKind):
     label = N_("WeCom app")
     rules = PlatformRules(
         identity_type="wecom_external_userid", consent_channel="wecom", per_minute=PER_MINUTE, per_hour=PER_HOUR,
-        marketing_per_month=4, max_text=MAX_TEXT_BYTES, content_types=CONTENT_TYPES,
+        marketing_per_month=4, max_text=MAX_TEXT_BYTES, content_types=CONTENT_TYPES, sends_at_once=8,
         notes=(N_("A welcome message goes out once, within 20 seconds of the add."),
                N_("Other messages are mass messages the staff member confirms in WeCom."),
                N_("Text is at most 4,000 bytes; at most 9 attachments.")),
@@ -219,7 +219,7 @@ class WeComKfAdapter(_WeComKind):
     rules = PlatformRules(
         identity_type="wecom_external_userid", consent_channel="wecom", per_minute=PER_MINUTE, per_hour=PER_HOUR,
         reply_window_hours=48, window_sends=KF_WINDOW_SENDS, max_text=KF_MAX_TEXT_BYTES,
-        content_types=CONTENT_TYPES,
+        content_types=CONTENT_TYPES, sends_at_once=8,
         notes=(N_("Replies only within 48 hours of the customer's last message, at most 5 of them."),),
     )
     fields: tuple[ConfigField, ...] = (

@@ -156,17 +156,21 @@ class WeComClient:
         cached = ratelimit.cached_value(self.token_key)
         if cached:
             return cached
-        answer = await self._request("GET", "/cgi-bin/gettoken", params={"corpid": self.corp_id,
-                                     "corpsecret": self.secret}, body=None, idempotent=True)
-        errcode = int(answer.get("errcode") or 0)
-        if errcode:
-            raise error_for(errcode, str(answer.get("errmsg", "")))
-        token = str(answer.get("access_token") or "")
-        if not token:
-            raise ChannelError("bad_answer", "WeCom answered gettoken without a token", retryable=True)
-        ttl = max(60.0, float(answer.get("expires_in") or 7200) - TOKEN_MARGIN_SECONDS)
-        ratelimit.cache_value(self.token_key, token, ttl=ttl)
-        return token
+        async with ratelimit.single_flight(self.token_key):
+            cached = ratelimit.cached_value(self.token_key)  # fetched meanwhile by a send of the same batch
+            if cached:
+                return cached
+            answer = await self._request("GET", "/cgi-bin/gettoken", params={"corpid": self.corp_id,
+                                         "corpsecret": self.secret}, body=None, idempotent=True)
+            errcode = int(answer.get("errcode") or 0)
+            if errcode:
+                raise error_for(errcode, str(answer.get("errmsg", "")))
+            token = str(answer.get("access_token") or "")
+            if not token:
+                raise ChannelError("bad_answer", "WeCom answered gettoken without a token", retryable=True)
+            ttl = max(60.0, float(answer.get("expires_in") or 7200) - TOKEN_MARGIN_SECONDS)
+            ratelimit.cache_value(self.token_key, token, ttl=ttl)
+            return token
 
     async def call(self, path: str, body: Mapping[str, Any] | None = None, *, params: Mapping[str, Any] | None = None,
                    idempotent: bool = True) -> dict[str, Any]:
