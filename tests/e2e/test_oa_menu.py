@@ -31,17 +31,16 @@ def test_edit_and_publish_the_custom_menu(page, server):
         page.locator("#edit-menu").click()
         expect(page.locator("h1")).to_have_text("Custom menu")
 
-        page.locator("[name='b0.name']").fill("新品上市啦")  # 15 bytes: fine
-        page.locator("[name='b0.type']").select_option("view")
-        page.locator("[name='b0.value']").fill("https://shop.example.com/new")
-        page.locator("[name='b1.name']").fill("会员")
-        page.locator("[name='b1.s0.name']").fill("领优惠券")
-        page.locator("[name='b1.s0.type']").select_option("click")
-        page.locator("[name='b1.s0.value']").fill("COUPON")
-        page.locator("[name='b1.s1.name']").fill("会员中心小程序")
-        page.locator("[name='b1.s1.type']").select_option("miniprogram")
-        page.locator("[name='b1.s1.value']").fill("https://shop.example.com/member")
-        page.locator("[name='b1.s1.appid']").fill("wx286b93c14bbf93aa")
+        menu = {"b0.name": "新品上市啦", "b0.type": "view", "b0.value": "https://shop.example.com/new",  # 15 bytes
+                "b1.name": "会员", "b1.s0.name": "领优惠券", "b1.s0.type": "click", "b1.s0.value": "COUPON",
+                "b1.s1.name": "会员中心小程序", "b1.s1.type": "miniprogram",
+                "b1.s1.value": "https://shop.example.com/member", "b1.s1.appid": "wx286b93c14bbf93aa"}
+        for name, value in menu.items():
+            cell = page.locator(f"[name='{name}']")
+            if name.endswith(".type"):
+                cell.select_option(value)
+            else:
+                cell.fill(value)
         page.locator("#publish-menu").click()
         expect(page.locator("[id='b1.s1.pagepath-error']")).to_contain_text("mini program page")
         assert running.menu is None
