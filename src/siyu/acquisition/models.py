@@ -8,10 +8,23 @@ Customer groups and group live codes are in `group_models.py`; poster templates 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from siyu.core.db import Base, Id, Json, UTCDateTime, utcnow
 from siyu.core.tenancy import WorkspaceScoped
@@ -147,6 +160,29 @@ class Arrival(WorkspaceScoped, Base):
     local_day: Mapped[date] = mapped_column(Date)
 
 
+def _merge_attributions(session: Session, keeper_id: int, merged_id: int) -> None:
+    """Two contacts found to be one person (`contacts.merge`): one attribution, with the earlier first
+    touch and the later latest touch of the two, so acquisition figures count the person once, by the
+    source that really brought them."""
+    table = cast(Table, Attribution.__table__)
+    both = select(table).where(table.c.contact_id.in_((keeper_id, merged_id)))
+    rows = {r.contact_id: r for r in session.execute(both)}
+    theirs, ours = rows.get(merged_id), rows.get(keeper_id)
+    if theirs is None:
+        return
+    if ours is None:
+        session.execute(update(table).where(table.c.id == theirs.id).values(contact_id=keeper_id))
+        return
+    values: dict[str, Any] = {}
+    if theirs.first_at < ours.first_at:
+        values |= {f"first_{k}": getattr(theirs, f"first_{k}") for k in ("code_id", "source_id", "staff_id", "at")}
+    if theirs.latest_at > ours.latest_at:
+        values |= {f"latest_{k}": getattr(theirs, f"latest_{k}") for k in ("code_id", "source_id", "at")}
+    session.execute(delete(table).where(table.c.id == theirs.id))
+    if values:
+        session.execute(update(table).where(table.c.id == ours.id).values(**values))
+
+
 class Attribution(WorkspaceScoped, Base):
     """A contact's first and latest touch through a code (one row per contact)."""
 
@@ -154,6 +190,7 @@ class Attribution(WorkspaceScoped, Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "contact_id"),
         Index("ix_attributions_first_source", "workspace_id", "first_source_id"),
+        {"info": {"on_contact_merge": _merge_attributions}},
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -2,9 +2,10 @@
 
 The keeper is the older contact. For every field and attribute the keeper's value wins unless it is
 empty. Everything keyed by contact moves to the keeper (events, identities, tags, consent, notes,
-segment memberships); the merged contact is deleted, its snapshot kept in a MergeRecord, and
-`contact.merged {keeper, merged}` is recorded so later modules (coupons, points, conversations) move
-their own rows from a subscriber: `@on_event("contact.merged", "<module>.move_rows")`.
+segment memberships), and so does every other module's row with a `contact_id` (`move_other_modules`:
+repointed, or by the table's own `info["on_contact_merge"]` policy) before the merged contact is
+deleted, its snapshot kept in a MergeRecord; `contact.merged {keeper, merged}` is recorded for what
+must be recomputed rather than moved (`@on_event("contact.merged", "<module>.<name>")`).
 
 Proposals are kept once decided: an accepted one names the keeper and its merge record, a rejected
 one stops the pair being proposed again. Pending proposals that a merge or a deletion makes moot go.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import UniqueConstraint, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from siyu.contacts.attributes import STANDARD_FIELDS
@@ -31,11 +32,13 @@ from siyu.contacts.models import (
 )
 from siyu.core import audit, clock
 from siyu.core.audit import Actor
+from siyu.core.db import Base
 from siyu.core.errors import Conflict, Invalid, NotFound
 from siyu.core.events import record_event
 from siyu.core.models import Event
 from siyu.core.pagination import page
 from siyu.core.tenancy import get_scoped
+from siyu.models_registry import import_all_models
 
 SYSTEM_LABEL = "system (identity resolution)"
 PROPOSAL_STATUSES = ("pending", "accepted", "rejected")
@@ -112,6 +115,33 @@ def _move_unique(session: Session, model: Any, key: Any, keeper: Contact, merged
     session.execute(
         update(model).where(model.contact_id == merged.id).values(contact_id=keeper.id).execution_options(**_NO_SYNC)
     )
+
+
+# The tables moved above, each in its own way.
+_OWN_TABLES = {"events", "contact_identities", "contact_notes", "contact_tags", "segment_members", "contact_consents"}
+
+
+def move_other_modules(session: Session, keeper_id: int, merged_id: int) -> None:
+    """Every other module's rows keyed by contact follow the keeper, before the merged contact is deleted
+    (its foreign keys would otherwise null or delete them: the archive, conversations, channel addresses,
+    arrivals, broadcast recipients...). A table may hold its own policy in `info["on_contact_merge"]`
+    (`fn(session, keeper_id, merged_id)`); the others are repointed, and where a unique key includes
+    the contact, the merged contact's row that would repeat one of the keeper's goes."""
+    import_all_models()
+    for table in Base.metadata.sorted_tables:
+        if table.name in _OWN_TABLES or "contact_id" not in table.c:
+            continue
+        policy = table.info.get("on_contact_merge")
+        if policy is not None:
+            policy(session, keeper_id, merged_id)
+            continue
+        contact = table.c.contact_id
+        for unique in table.constraints:
+            if isinstance(unique, UniqueConstraint) and "contact_id" in unique.columns:
+                others = [c for c in unique.columns if c.name != "contact_id"]
+                held = select(*others).where(contact == keeper_id)
+                session.execute(delete(table).where(contact == merged_id, tuple_(*others).in_(held)))
+        session.execute(update(table).where(contact == merged_id).values(contact_id=keeper_id))
 
 
 def _pair_taken(session: Session, a: int, b: int, proposal_id: int) -> bool:
@@ -193,6 +223,7 @@ def merge_contacts(
         update(MergeRecord).where(MergeRecord.keeper_id == merged.id).values(keeper_id=keeper.id)
         .execution_options(**_NO_SYNC)
     )
+    move_other_modules(session, keeper.id, merged.id)
     merged_id = merged.id
     session.delete(merged)
     session.flush()
