@@ -49,6 +49,16 @@ def test_rule_changes_apply_to_the_next_message(db, say):
     assert matched == ["第一", "竞品", "13812345678"]
 
 
+def test_patterns_keep_their_classes_and_match_either_case_and_width(db, say):
+    sensitive.create_rule(db, values={"name": "Han", "kind": "regex", "pattern": r"加\p{Han}*微信\D{0,2}\d{5,}"},
+                          actor=ACTOR)
+    sensitive.create_rule(db, values={"name": "Brand", "kind": "regex", "pattern": r"WeChat\s*ID"}, actor=ACTOR)
+    say("加我微信：１２３４５６")  # full-width digits are digits after NFKC
+    say("my wechat id is here")
+    matched = db.execute(select(SensitiveAlert.matched).order_by(SensitiveAlert.id)).scalars().all()
+    assert matched == ["加我微信：１２３４５６", "wechat id"]
+
+
 def test_a_pattern_that_backtracks_forever_elsewhere_scans_a_long_message_at_once(db, say):
     # `(\w+\s?)+$` takes exponential time on a backtracking engine over this text; RE2 is linear.
     sensitive.create_rule(db, values={"name": "Tail", "kind": "regex", "pattern": r"(\w+\s?)+$"}, actor=ACTOR)

@@ -71,7 +71,8 @@ class Matcher:
                     owners[key].append(rule.id)
             if rule.pattern:
                 try:
-                    self.patterns.append((rule.id, patterns.compiled(texts.plain(rule.pattern))))
+                    # Case-insensitive against the folded text, the pattern itself not folded (\D, \p{Han}).
+                    self.patterns.append((rule.id, patterns.compiled(rule.pattern, ignore_case=True)))
                 except patterns.Error:  # saved before patterns ran on RE2
                     log.warning("sensitive-word rule %s: its pattern is not one RE2 takes; skipped", rule.id)
         for key, ids in owners.items():
@@ -196,7 +197,7 @@ def _apply(session: Session, rule: SensitiveRule, values: dict[str, Any]) -> Non
     if values.get("pattern") is not None:
         pattern = values["pattern"].strip()
         if pattern:
-            patterns.check(texts.plain(pattern), field="pattern", max_length=MAX_PATTERN)
+            patterns.check(pattern, field="pattern", ignore_case=True, max_length=MAX_PATTERN)
         rule.pattern = pattern
     if rule.kind == "words" and not rule.words:
         raise Invalid("list at least one word", field="words")
