@@ -96,3 +96,18 @@ def test_analysts_see_the_menu_read_only_and_other_kinds_have_none(client, shop)
     assert " disabled" in page.text
     assert post(client, f"/console/channels/{oa.id}/menu", values_of(MENU)).status_code == 403
     assert client.get(f"/console/channels/{hook.id}/menu").status_code == 404
+
+
+def test_when_wechat_fails_the_editor_says_so_and_publishing_shows_the_platforms_words(client, shop):
+    running, oa, _hook = shop
+    assert sign_in(client, "op@example.com").status_code == 303
+    running.misbehave("/cgi-bin/menu/get", "frequency")
+    page = client.get(f"/console/channels/{oa.id}/menu")
+    assert page.status_code == 200
+    assert 'id="menu-read-error"' in page.text
+    assert "45009" in page.text
+    running.misbehave("/cgi-bin/menu/create", "busy")
+    refused = post(client, f"/console/channels/{oa.id}/menu", values_of(MENU))
+    assert refused.status_code == 502
+    assert 'id="menu-error"' in refused.text
+    assert running.menu is None
