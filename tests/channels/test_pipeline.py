@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -331,3 +332,14 @@ def test_a_batch_keeps_up_to_the_kinds_sends_in_flight_and_one_addresss_messages
         assert most[0] == expected
         for person in ("o-0", "o-1", "o-2", "o-3"):
             assert [t for a, t in order if a == person] == [str(i) for i in range(12) if f"o-{i % 4}" == person]
+
+
+def test_every_http_call_finds_sniffio_instead_of_a_failed_import():
+    # httpcore imports sniffio per request; without it each call scans sys.path (~1 ms a send).
+    import httpcore._synchronization
+
+    async def library() -> str:
+        return httpcore._synchronization.current_async_library()
+
+    assert service.run_async(library()) == "asyncio"
+    assert "sniffio" in sys.modules
