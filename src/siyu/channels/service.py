@@ -33,6 +33,7 @@ from siyu.contacts.consent import JOINED_CHANNELS
 from siyu.conversations.models import Message
 from siyu.core import audit, clock, jobs
 from siyu.core.audit import Actor
+from siyu.core.db import any_of
 from siyu.core.errors import Conflict, Invalid, NotFound
 from siyu.core.events import record_event, record_events
 from siyu.core.tenancy import bind_workspace, bound_workspace, get_scoped, parse_id
@@ -368,12 +369,11 @@ def addresses_of(session: Session, account: ChannelAccount, contact_ids: Sequenc
     """`address_of` for many contacts in a few queries; contacts with no address are left out."""
     found: dict[int, str] = {}
     ids = list(dict.fromkeys(contact_ids))
-    for start in range(0, len(ids), 10_000):
-        rows = session.execute(select(AccountContact.contact_id, AccountContact.address).where(
-            AccountContact.account_id == account.id, AccountContact.contact_id.in_(ids[start:start + 10_000]),
-            AccountContact.state == "joined").order_by(AccountContact.id.desc()))
-        for contact_id, address in rows:
-            found.setdefault(int(contact_id), str(address))
+    rows = session.execute(select(AccountContact.contact_id, AccountContact.address).where(
+        AccountContact.account_id == account.id, any_of(session, AccountContact.contact_id, ids),
+        AccountContact.state == "joined").order_by(AccountContact.id.desc()))
+    for contact_id, address in rows:
+        found.setdefault(int(contact_id), str(address))
     rest = [i for i in ids if i not in found]
     adapter = _check_kind(account.kind)
     if not rest:
@@ -445,7 +445,7 @@ def queue_sends(session: Session, *, account: ChannelAccount, items: Sequence[Ou
     adapter = _check_kind(account.kind)
     keys = [item.idempotency_key for item in items]
     existing = {m.idempotency_key: m for m in session.execute(
-        select(Message).where(Message.idempotency_key.in_(keys))).scalars()} if keys else {}
+        select(Message).where(any_of(session, Message.idempotency_key, keys))).scalars()} if keys else {}
     fresh = [item for item in items if item.idempotency_key not in existing]
     people = contacts.get_contacts(session, [item.contact_id for item in fresh])
     fresh = [item for item in fresh if item.contact_id in people]

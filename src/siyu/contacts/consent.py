@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from siyu.contacts.models import Consent, Contact
 from siyu.core import audit, clock
 from siyu.core.audit import Actor
+from siyu.core.db import any_of
 from siyu.core.errors import Invalid
 from siyu.core.events import record_event
 
@@ -147,9 +148,9 @@ def contact_permissions(
         raise Invalid(f"purpose is one of {', '.join(PURPOSES)}", field="purpose")
     asked = [c for c in contacts if not c.do_not_contact]
     consents: dict[int, str] = {}
-    for start in range(0, len(asked), 10_000):
+    if asked:
         rows = session.execute(select(Consent.contact_id, Consent.status).where(
-            Consent.contact_id.in_([c.id for c in asked[start:start + 10_000]]), Consent.channel == channel))
+            any_of(session, Consent.contact_id, [c.id for c in asked]), Consent.channel == channel))
         consents.update({int(contact_id): str(status) for contact_id, status in rows})
     found: dict[int, Permission] = {}
     for contact in contacts:

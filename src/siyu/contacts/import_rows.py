@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 from siyu.contacts import import_sql
 from siyu.contacts.import_mapping import RowInput, column_of
 from siyu.contacts.models import AttributeDefinition, Contact, Tag, TagGroup
-from siyu.contacts.service import any_of, lookup_identities, upsert_contact, validate_fields
+from siyu.contacts.service import lookup_identities, upsert_contact, validate_fields
 from siyu.contacts.staff import default_owner_id
 from siyu.core import clock
+from siyu.core.db import any_of
 from siyu.core.errors import Invalid, SiyuError
 from siyu.core.events import record_events
 from siyu.core.tenancy import bound_workspace

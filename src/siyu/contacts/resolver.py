@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from siyu.contacts.identities import event_identity_type, normalize_identity
 from siyu.contacts.models import Contact
-from siyu.contacts.service import any_of, insert_identities, lookup_identities
+from siyu.contacts.service import insert_identities, lookup_identities
 from siyu.contacts.staff import default_owner_id
+from siyu.core.db import any_of
 from siyu.core.errors import Invalid
 from siyu.core.events import PersonError, PersonRef, record_events, register_person_resolver
 

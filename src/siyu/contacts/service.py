@@ -7,12 +7,11 @@ and records `contact.created` / `contact.updated` so subscribers hear of it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, any_, func, literal, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -54,7 +53,7 @@ from siyu.contacts.models import Contact, ContactSettings, ContactTag, Identity,
 from siyu.contacts.staff import default_owner_id
 from siyu.core import audit
 from siyu.core.audit import Actor
-from siyu.core.db import is_postgres
+from siyu.core.db import any_of
 from siyu.core.errors import Conflict, Invalid, NotFound
 from siyu.core.events import list_events, record_event
 from siyu.core.models import Event
@@ -290,19 +289,6 @@ def _pairs(identities: Sequence[Any], *, region: str = "CN") -> list[Pair]:
 
 def _field_pairs(fields: Mapping[str, Any]) -> list[Pair]:
     return [(key, fields[key]) for key in ("phone", "email") if fields.get(key)]
-
-
-def any_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """`column IN values` as each engine takes a long list best: one parameter whatever the count.
-
-    An IN list of a thousand parameters is a new statement for every length, which SQLAlchemy renders,
-    the driver parses and the server plans each time (and SQLite refuses past 32,766 parameters);
-    PostgreSQL takes `= ANY(array)`, SQLite `IN (SELECT value FROM json_each(text))`.
-    """
-    if is_postgres(session):
-        return cast(ColumnElement[bool], column == any_(literal(list(values), postgresql.ARRAY(column.type))))
-    listed: Select[Any] = select(literal_column("value")).select_from(func.json_each(literal(json.dumps(list(values)))))
-    return cast(ColumnElement[bool], column.in_(listed.scalar_subquery()))
 
 
 def lookup_identities(session: Session, pairs: Sequence[Pair]) -> dict[Pair, int]:

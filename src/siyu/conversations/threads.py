@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from siyu.conversations.models import Conversation, ConversationSettings, Message
 from siyu.core import clock, jobs
+from siyu.core.db import any_of
 from siyu.core.tenancy import bound_workspace
 
 SWEEP = "conversations.sweep"
@@ -87,7 +88,8 @@ def open_conversations(session: Session, pairs: set[tuple[int, int]]) -> dict[tu
     if not pairs:
         return {}
     rows = session.execute(select(Conversation).where(
-        Conversation.contact_id.in_({c for c, _a in pairs}), Conversation.account_id.in_({a for _c, a in pairs}),
+        any_of(session, Conversation.contact_id, list({c for c, _a in pairs})),
+        Conversation.account_id.in_({a for _c, a in pairs}),
         Conversation.status == "open").order_by(Conversation.id)).scalars()
     found: dict[tuple[int, int], Conversation] = {}
     for c in rows:  # the newest open one wins, as in `open_conversation`

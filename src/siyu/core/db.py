@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Engine,
+    Integer,
+    MetaData,
+    Select,
+    any_,
+    create_engine,
+    event,
+    func,
+    literal,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -122,3 +141,16 @@ def is_postgres(session_or_engine: Session | Engine) -> bool:
     """True when talking to PostgreSQL."""
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+def any_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values` as each engine takes a long list best: one parameter whatever the count.
+
+    An IN list of a thousand parameters is a new statement for every length, which SQLAlchemy renders,
+    the driver parses and the server plans each time (and SQLite refuses past 32,766 parameters);
+    PostgreSQL takes `= ANY(array)`, SQLite `IN (SELECT value FROM json_each(text))`.
+    """
+    if is_postgres(session):
+        return cast(ColumnElement[bool], column == any_(literal(list(values), postgresql.ARRAY(column.type))))
+    listed: Select[Any] = select(literal_column("value")).select_from(func.json_each(literal(json.dumps(list(values)))))
+    return cast(ColumnElement[bool], column.in_(listed.scalar_subquery()))

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from siyu.core import clock
 from siyu.core.audit import Actor, record, snapshot
-from siyu.core.db import is_postgres
+from siyu.core.db import any_of, is_postgres
 from siyu.core.errors import Conflict, Invalid
 from siyu.core.models import Job
 from siyu.core.pagination import page
@@ -191,7 +191,7 @@ def enqueue_many(
         older = [r["idempotency_key"] for r in part if r["idempotency_key"] not in ids]
         if older:
             found = session.execute(select(Job.id, Job.idempotency_key).where(
-                Job.kind == kind, Job.idempotency_key.in_(older)))
+                Job.kind == kind, any_of(session, Job.idempotency_key, older)))
             ids.update({str(key): int(job_id) for job_id, key in found})
     return ids
 

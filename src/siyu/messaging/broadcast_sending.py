@@ -17,6 +17,7 @@ from siyu.contacts import segments
 from siyu.contacts import service as contacts
 from siyu.conversations.models import Message
 from siyu.core import clock, faults, jobs
+from siyu.core.db import any_of
 from siyu.core.errors import Invalid
 from siyu.core.events import record_event
 from siyu.core.models import Job
@@ -98,7 +99,7 @@ def _history(session: Session, contact_ids: list[int], kind: str, since: datetim
     """Each contact's marketing messages on this channel kind since `since` (their send or queue time)."""
     when = func.coalesce(Message.sent_at, Message.created_at)
     rows = session.execute(select(Message.contact_id, when).where(
-        Message.contact_id.in_(contact_ids), Message.direction == "out", Message.purpose == "marketing",
+        any_of(session, Message.contact_id, contact_ids), Message.direction == "out", Message.purpose == "marketing",
         Message.channel == kind, Message.status.in_(COUNTED), when >= since))
     found: dict[int, list[datetime]] = {}
     for contact_id, at in rows:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.core.db import any_of
 from siyu.core.models import Event
 
 BUCKETS = ("morning", "afternoon", "evening")
@@ -101,7 +102,7 @@ def histories(session: Session, contact_ids: Sequence[int], since: datetime) -> 
     if not contact_ids:
         return {}
     rows = session.execute(select(Event.contact_id, Event.occurred_at).where(
-        Event.contact_id.in_(list(contact_ids)), Event.type.in_(ENGAGEMENT), Event.occurred_at >= since))
+        any_of(session, Event.contact_id, list(contact_ids)), Event.type.in_(ENGAGEMENT), Event.occurred_at >= since))
     found: dict[int, list[datetime]] = {}
     for contact_id, occurred_at in rows:
         if contact_id is not None:
