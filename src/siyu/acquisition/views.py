@@ -17,7 +17,7 @@ from siyu.acquisition import posters, service
 from siyu.acquisition.models import ChannelCode, Source
 from siyu.channels import service as channels
 from siyu.console.nav import N_
-from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, redirect
+from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, form_text, redirect
 from siyu.contacts import service as contacts
 from siyu.contacts import staff as staff_service
 from siyu.contacts import tags as tag_service
@@ -96,10 +96,6 @@ SHIFT = re.compile(r"^\s*([1-7](?:\s*-\s*[1-7])?(?:\s*,\s*[1-7](?:\s*-\s*[1-7])?
                    r"(\d{1,2}:\d{2})\s*$")
 ARRIVALS_PAGE = 50
 
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _int_or(value: str, default: Any) -> Any:
@@ -219,7 +215,7 @@ def _cost_model(values: dict[str, str]) -> dict[str, Any]:
 def _source_changes(form: FormData) -> dict[str, str]:
     names = ("name", "type", "currency", "cost_kind", "unit_cost", "units_per_day", "amount", "period",
              "starts_on", "ends_on", "notes")
-    return {name: _text(form, name) for name in names}
+    return {name: form_text(form, name) for name in names}
 
 
 @router.get("/console/sources/new")
@@ -387,7 +383,7 @@ def _code_values(console: Console, code: ChannelCode | None) -> dict[str, Any]:
 def _form_values(form: FormData) -> dict[str, Any]:
     names = ("name", "source_id", "kind", "account_id", "state", "target_url", "rotation", "welcome_text",
              "expires_at")
-    values: dict[str, Any] = {name: _text(form, name) for name in names}
+    values: dict[str, Any] = {name: form_text(form, name) for name in names}
     values["tag_ids"] = [t for t in form.getlist("tag_ids") if isinstance(t, str)]
     values["skip_verify"] = form.get("skip_verify") == "on"
     values["member_order"] = [s for s in form.getlist("member_row") if isinstance(s, str) and s.isdigit()]
@@ -396,7 +392,7 @@ def _form_values(form: FormData) -> dict[str, Any]:
         values[f"{key}_on"] = form.get(f"{key}_on") == "on"
         values[f"{key}_backup"] = form.get(f"{key}_backup") == "on"
         for part in ("weight", "cap", "hours"):
-            values[f"{key}_{part}"] = _text(form, f"{key}_{part}")
+            values[f"{key}_{part}"] = form_text(form, f"{key}_{part}")
     return values
 
 

@@ -7,14 +7,13 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy import select
-from starlette.datastructures import FormData
 
 from siyu.acquisition import group_codes, groups
 from siyu.acquisition.models import Source
 from siyu.channels import service as channels
 from siyu.channels.wecom import service as wecom
 from siyu.console.nav import N_
-from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, redirect
+from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, form_text, redirect
 from siyu.core.errors import SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -49,10 +48,6 @@ def _explain(exc: SiyuError, console: Console) -> str:
         return console.gettext(N_("WeCom refused: %(reason)s")) % {"reason": exc.message}
     return explain(exc, console.locale)
 
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 @router.get("/console/group-codes")
@@ -91,9 +86,9 @@ def create_code(console: ConsoleDep, form: FormDep) -> Response:
     """Create a group code; a refused field is shown next to its input."""
     console.auth.require("acquisition", "write")
     group_ids = [g for g in form.getlist("group_ids") if isinstance(g, str) and g.isdigit()]
-    values: dict[str, Any] = {name: _text(form, name) for name in (
+    values: dict[str, Any] = {name: form_text(form, name) for name in (
         "name", "account_id", "state", "source_id", "room_base_name", "room_base_id", "welcome_text")}
-    values["group_ids"], values["auto_create_room"] = group_ids, _text(form, "auto_create_room") == "on"
+    values["group_ids"], values["auto_create_room"] = group_ids, form_text(form, "auto_create_room") == "on"
     try:
         with console.db.begin_nested():
             code = group_codes.create_group_code(
@@ -130,7 +125,7 @@ def code_status(group_code_id: int, console: ConsoleDep, form: FormDep) -> Respo
     """Pause, resume or expire a code."""
     console.auth.require("acquisition", "write")
     code = group_codes.get_group_code(console.db, group_code_id)
-    group_codes.set_status(console.db, code, _text(form, "status"), actor=console.actor)
+    group_codes.set_status(console.db, code, form_text(form, "status"), actor=console.actor)
     return redirect(f"/console/group-codes/{code.id}", flash="group_code_status")
 
 
@@ -159,6 +154,6 @@ def group_list(console: ConsoleDep) -> Response:
 def group_import(console: ConsoleDep, form: FormDep) -> Response:
     """Learn a WeCom account's existing customer groups."""
     console.auth.require("acquisition", "write")
-    account = wecom.wecom_account(console.db, _text(form, "account_id") or 0)
+    account = wecom.wecom_account(console.db, form_text(form, "account_id") or 0)
     groups.import_groups(console.db, account, actor=console.actor)
     return redirect("/console/customer-groups", flash="groups_imported")

@@ -14,7 +14,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from siyu.acquisition import metrics, spend
 from siyu.console.nav import N_
-from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, redirect
+from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, form_text, redirect
 from siyu.core.errors import Invalid, SiyuError
 from siyu.core.money import format_money, minor_units
 
@@ -55,10 +55,6 @@ CELL_ERRORS = {
     ("wrong_currency", "currency"): N_("This is not the source's currency."),
 }
 
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _day(value: str | None, default: date) -> date:
@@ -130,7 +126,7 @@ def _back(start: date, end: date) -> str:
 def save_table(console: ConsoleDep, form: FormDep) -> Response:
     """Save the cells that changed (an emptied cell removes the day's figure); all or nothing."""
     console.auth.require("acquisition", "write")
-    first, last = _table_range(console, _text(form, "start"), _text(form, "end"))
+    first, last = _table_range(console, form_text(form, "start"), form_text(form, "end"))
     sources = {s.id: s for s in spend.list_sources(console.db)}
     errors: dict[str, str] = {}
     typed: dict[str, str] = {}
@@ -153,7 +149,7 @@ def _save_cells(console: Console, form: FormData, sources: dict[int, Any], first
             name = _cell(sid, d)
             if name not in form:
                 continue
-            value, was = _text(form, name), _text(form, f"was-{name}")
+            value, was = form_text(form, name), form_text(form, f"was-{name}")
             typed[name] = value
             if value == was:
                 continue
@@ -174,7 +170,7 @@ def _save_cells(console: Console, form: FormData, sources: dict[int, Any], first
 def upload(console: ConsoleDep, form: FormDep) -> Response:
     """Import a spend CSV: every row or none, each bad row explained."""
     console.auth.require("acquisition", "write")
-    first, last = _table_range(console, _text(form, "start"), _text(form, "end"))
+    first, last = _table_range(console, form_text(form, "start"), form_text(form, "end"))
     file = form.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
         return _cost_page(console, first, last, file_error=console.gettext(N_("Choose a CSV file to upload.")),
@@ -196,7 +192,7 @@ def upload(console: ConsoleDep, form: FormDep) -> Response:
 def compute(console: ConsoleDep, form: FormDep) -> Response:
     """Fill the shown days from the cost models (entered days stay as they are)."""
     console.auth.require("acquisition", "write")
-    first, last = _table_range(console, _text(form, "start"), _text(form, "end"))
+    first, last = _table_range(console, form_text(form, "start"), form_text(form, "end"))
     spend.compute_spend(console.db, start=first, end=last, actor=console.actor)
     return redirect(_back(first, last), flash="spend_computed")
 

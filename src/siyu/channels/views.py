@@ -13,7 +13,17 @@ from siyu.channels import service as channels
 from siyu.channels.base import Adapter
 from siyu.channels.models import ChannelAccount
 from siyu.console.nav import N_
-from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, is_htmx, redirect
+from siyu.console.shell import (
+    FLASHES,
+    Console,
+    ConsoleDep,
+    ConsoleRoute,
+    FormDep,
+    explain,
+    form_text,
+    is_htmx,
+    redirect,
+)
 from siyu.core.errors import SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -40,10 +50,6 @@ EXPLAINED = {
 }
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
 
 def _explain(console: Console, exc: SiyuError) -> str:
     message = EXPLAINED.get((exc.code, exc.field or ""))
@@ -59,7 +65,7 @@ def _settings(adapter: Adapter, form: FormData) -> tuple[dict[str, Any], dict[st
     config: dict[str, Any] = {}
     secrets: dict[str, str] = {}
     for f in adapter.fields:
-        value = _text(form, f"{'secrets' if f.secret else 'config'}.{f.name}")
+        value = form_text(form, f"{'secrets' if f.secret else 'config'}.{f.name}")
         if f.secret:
             secrets[f.name] = value
         elif value or f.required:
@@ -119,9 +125,9 @@ def new_account(console: ConsoleDep, kind: str = "") -> Response:
 def create_account(console: ConsoleDep, form: FormDep) -> Response:
     """Connect an account; a refused setting re-renders the form with the reason on the field."""
     console.auth.require("channels", "write")
-    adapter = accounts.adapter_of(_text(form, "kind"))
+    adapter = accounts.adapter_of(form_text(form, "kind"))
     config, secrets = _settings(adapter, form)
-    name = _text(form, "name")
+    name = form_text(form, "name")
     try:
         with console.db.begin_nested():
             account = accounts.create(console.db, kind=adapter.kind, name=name, config=config, secrets=secrets,
@@ -152,7 +158,7 @@ def update_account(account_id: int, console: ConsoleDep, form: FormDep) -> Respo
     config, secrets = _settings(adapter, form)
     # Optional settings left empty are removed.
     config |= {f.name: None for f in adapter.fields if not f.secret and f.name not in config}
-    name = _text(form, "name")
+    name = form_text(form, "name")
     try:
         with console.db.begin_nested():
             accounts.update(console.db, account, name=name, config=config, secrets=secrets, actor=console.actor)

@@ -9,14 +9,13 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from starlette.datastructures import FormData
 
 from siyu.channels import service as channels
 from siyu.channels.models import ChannelAccount
 from siyu.channels.wechat_oa import service as oa
 from siyu.channels.wechat_oa.menus import MAX_SUB, MAX_TOP, NEEDS
 from siyu.console.nav import N_
-from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, redirect
+from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, form_text, redirect
 from siyu.core.errors import Invalid, NotFound, SiyuError
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -68,33 +67,29 @@ def values_of(menu: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
-def _text(form: FormData | Mapping[str, str], name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
-
-def _action(form: FormData | Mapping[str, str], prefix: str) -> dict[str, Any]:
-    kind = _text(form, f"{prefix}.type")
-    out: dict[str, Any] = {"name": _text(form, f"{prefix}.name"), "type": kind}
+def _action(form: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    kind = form_text(form, f"{prefix}.type")
+    out: dict[str, Any] = {"name": form_text(form, f"{prefix}.name"), "type": kind}
     if kind in VALUE_OF:
-        out[VALUE_OF[kind]] = _text(form, f"{prefix}.value")
+        out[VALUE_OF[kind]] = form_text(form, f"{prefix}.value")
     if kind == "miniprogram":
-        out["appid"], out["pagepath"] = _text(form, f"{prefix}.appid"), _text(form, f"{prefix}.pagepath")
+        out["appid"], out["pagepath"] = form_text(form, f"{prefix}.appid"), form_text(form, f"{prefix}.pagepath")
     return out
 
 
-def menu_of(form: FormData | Mapping[str, str]) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
+def menu_of(form: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
     """The form as a menu, rows without a name left out, and where each kept button came from (its form
     prefix and its sub-buttons' prefixes), so the platform rules' field names map back to the form."""
     buttons: list[dict[str, Any]] = []
     origins: list[tuple[str, list[str]]] = []
     for i in range(MAX_TOP):
         top = f"b{i}"
-        subs = [f"{top}.s{j}" for j in range(MAX_SUB) if _text(form, f"{top}.s{j}.name")]
-        if not _text(form, f"{top}.name") and not subs:
+        subs = [f"{top}.s{j}" for j in range(MAX_SUB) if form_text(form, f"{top}.s{j}.name")]
+        if not form_text(form, f"{top}.name") and not subs:
             continue
         if subs:
-            buttons.append({"name": _text(form, f"{top}.name"), "sub_button": [_action(form, s) for s in subs]})
+            buttons.append({"name": form_text(form, f"{top}.name"), "sub_button": [_action(form, s) for s in subs]})
         else:
             buttons.append(_action(form, top))
         origins.append((top, subs))

@@ -323,6 +323,12 @@ _EXPLAINED: dict[tuple[str, str | None], str] = {
 _UNKNOWN_ERROR = N_("Something went wrong")
 
 
+def form_text(form: Mapping[str, Any], name: str) -> str:
+    """A form field's text, trimmed; "" when it is missing or a file."""
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
 def explain(exc: SiyuError, locale: str) -> str:
     """A translated, human sentence for an error the console shows."""
     catalog = translations(locale)

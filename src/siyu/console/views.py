@@ -25,6 +25,7 @@ from siyu.console.shell import (
     FormDep,
     console_db,
     explain,
+    form_text,
     is_htmx,
     redirect,
     render,
@@ -44,10 +45,6 @@ T = TypeVar("T")
 TIMEZONES = sorted(available_timezones())
 SCOPE_MODULES = MODULES
 
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _attempt(db: Session, write: Callable[[], T]) -> T:
@@ -133,7 +130,7 @@ def login(
     """Check the password, open a session and set its cookie; failures count toward a lock-out."""
     settings = get_settings()
     locale = _login_locale(request, lang)
-    email, next_url = _text(form, "email"), safe_next(_text(form, "next"))
+    email, next_url = form_text(form, "email"), safe_next(form_text(form, "next"))
     password = form.get("password")
     try:
         opened = sessions.login(
@@ -186,7 +183,7 @@ def logout(request: Request, console: ConsoleDep, form: FormDep) -> Response:
 @router.post("/console/workspace")
 def switch_workspace(console: ConsoleDep, form: FormDep) -> Response:
     """Make another of the user's workspaces the current one."""
-    target = _text(form, "workspace_id")
+    target = form_text(form, "workspace_id")
     if not target.isdigit():
         raise NotAuthenticated("you are not a member of that workspace", field="workspace_id")
     # Membership of the target workspace is another workspace's row: look it up unscoped.
@@ -198,8 +195,8 @@ def switch_workspace(console: ConsoleDep, form: FormDep) -> Response:
 @router.post("/console/locale")
 def switch_locale(console: ConsoleDep, form: FormDep) -> Response:
     """Remember the language the user reads the console in."""
-    workspaces.set_user_locale(console.db, console.user, _text(form, "locale") or None)
-    return redirect(safe_next(_text(form, "next")))
+    workspaces.set_user_locale(console.db, console.user, form_text(form, "locale") or None)
+    return redirect(safe_next(form_text(form, "next")))
 
 
 # --- dashboard and modules ------------------------------------------------------------------------
@@ -263,7 +260,7 @@ def settings_form(console: ConsoleDep) -> Response:
 def settings_save(console: ConsoleDep, form: FormDep) -> Response:
     """Save the workspace's settings; a refused value is shown next to its field and nothing changes."""
     console.auth.require("workspace", "write")
-    values = {k: _text(form, k) for k in ("name", "timezone", "currency", "locale")}
+    values = {k: form_text(form, k) for k in ("name", "timezone", "currency", "locale")}
     values["currency"] = values["currency"].upper()
     try:
         _attempt(
@@ -313,7 +310,7 @@ def users(console: ConsoleDep) -> Response:
 def add_member(console: ConsoleDep, form: FormDep) -> Response:
     """Add a person (existing, or new with a name and password) with a role."""
     console.auth.require("members", "write")
-    values = {k: _text(form, k) for k in ("email", "name", "role")}
+    values = {k: form_text(form, k) for k in ("email", "name", "role")}
     password = form.get("password")
     try:
         _attempt(
@@ -341,7 +338,7 @@ def change_role(user_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Give a member another role."""
     console.auth.require("members", "write")
     member, _ = workspaces.get_member(console.db, user_id)
-    workspaces.change_role(console.db, console.actor, member, _text(form, "role"), actor_role=console.role)
+    workspaces.change_role(console.db, console.actor, member, form_text(form, "role"), actor_role=console.role)
     return redirect("/console/users", flash="role_changed")
 
 
@@ -391,7 +388,7 @@ def api_keys(console: ConsoleDep) -> Response:
 def create_api_key(console: ConsoleDep, form: FormDep) -> Response:
     """Create a key and show its secret on this response only."""
     console.auth.require("api_keys", "write")
-    name = _text(form, "name")
+    name = form_text(form, "name")
     scopes = [s for s in form.getlist("scopes") if isinstance(s, str)]
     try:
         created = _attempt(
@@ -477,7 +474,7 @@ def resolve_job(job_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Mark an unknown job done: a person checked that its effect happened."""
     console.auth.require("jobs", "write")
     job = jobs.get_job_by_id(console.db, job_id)
-    note = _text(form, "note")
+    note = form_text(form, "note")
     try:
         _attempt(console.db, lambda: jobs.resolve_job(console.db, console.actor, job, note=note))
     except SiyuError as exc:

@@ -16,6 +16,7 @@ from siyu.console.shell import (
     ConsoleRoute,
     FormDep,
     explain,
+    form_text,
     is_htmx,
     redirect,
 )
@@ -67,10 +68,6 @@ def require_manager(console: Console) -> None:
     if console.role == "staff":
         raise Forbidden("only owners, admins and operators change this", field=None)
 
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _int(value: str | None) -> int | None:
@@ -149,7 +146,7 @@ def bulk_delete(console: ConsoleDep, form: FormDep) -> Response:
 def bulk_do_not_contact(console: ConsoleDep, form: FormDep) -> Response:
     """Set (or, with value=off, clear) do-not-contact on the selected contacts."""
     console.auth.require("contacts", "write")
-    service.set_do_not_contact(console.db, _selected(console, form), _text(form, "value") != "off",
+    service.set_do_not_contact(console.db, _selected(console, form), form_text(form, "value") != "off",
                                actor=console.actor)
     return redirect("/console/contacts", flash="contacts_dnc")
 
@@ -158,7 +155,7 @@ def bulk_do_not_contact(console: ConsoleDep, form: FormDep) -> Response:
 def create_contact(console: ConsoleDep, form: FormDep) -> Response:
     """Add one contact by hand."""
     console.auth.require("contacts", "write")
-    values = {k: _text(form, k) for k in ("name", "phone", "email")}
+    values = {k: form_text(form, k) for k in ("name", "phone", "email")}
     try:
         with console.db.begin_nested():
             contact = service.create_contact(console.db, fields={k: v for k, v in values.items() if v},
@@ -233,7 +230,7 @@ def save_profile(contact_id: int, console: ConsoleDep, form: FormDep) -> Respons
     """Save the profile form; errors come back next to their field."""
     console.auth.require("contacts", "write")
     contact = service.get_contact(console.db, contact_id, viewer=console.auth)
-    values = {k: _text(form, k) for k in service.STANDARD_FIELDS}
+    values = {k: form_text(form, k) for k in service.STANDARD_FIELDS}
     fields = {k: (v or None) for k, v in values.items()}
     definitions = service.list_attribute_definitions(console.db)
     attributes: dict[str, Any] = {}
@@ -244,7 +241,7 @@ def save_profile(contact_id: int, console: ConsoleDep, form: FormDep) -> Respons
             attributes[definition.key] = picked or None
             values[name] = ", ".join(picked)
         else:
-            values[name] = _text(form, name)
+            values[name] = form_text(form, name)
             attributes[definition.key] = values[name] or None
     try:
         with console.db.begin_nested():
@@ -262,8 +259,8 @@ def save_consent(contact_id: int, console: ConsoleDep, form: FormDep) -> Respons
     """Grant or withdraw one channel, saying where the consent came from."""
     console.auth.require("contacts", "write")
     contact = service.get_contact(console.db, contact_id, viewer=console.auth)
-    service.set_consent(console.db, contact, channel=_text(form, "channel"), status=_text(form, "status"),
-                        source=_text(form, "source") or "console", proof=_text(form, "proof") or None,
+    service.set_consent(console.db, contact, channel=form_text(form, "channel"), status=form_text(form, "status"),
+                        source=form_text(form, "source") or "console", proof=form_text(form, "proof") or None,
                         actor=console.actor)
     return redirect(f"/console/contacts/{contact.id}#consent", flash="contact_saved")
 
@@ -273,7 +270,7 @@ def save_do_not_contact(contact_id: int, console: ConsoleDep, form: FormDep) -> 
     """Set or clear the contact's do-not-contact flag."""
     console.auth.require("contacts", "write")
     contact = service.get_contact(console.db, contact_id, viewer=console.auth)
-    service.set_do_not_contact(console.db, [contact], _text(form, "value") != "off", actor=console.actor)
+    service.set_do_not_contact(console.db, [contact], form_text(form, "value") != "off", actor=console.actor)
     return redirect(f"/console/contacts/{contact.id}#consent", flash="contact_saved")
 
 
@@ -282,7 +279,7 @@ def add_note(contact_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Add a note."""
     console.auth.require("contacts", "write")
     contact = service.get_contact(console.db, contact_id, viewer=console.auth)
-    service.add_note(console.db, contact, body=_text(form, "body"), actor=console.actor)
+    service.add_note(console.db, contact, body=form_text(form, "body"), actor=console.actor)
     return redirect(f"/console/contacts/{contact.id}#notes")
 
 

@@ -18,6 +18,7 @@ from siyu.console.shell import (
     ConsoleRoute,
     FormDep,
     explain,
+    form_text,
     redirect,
 )
 from siyu.contacts import segments
@@ -124,10 +125,6 @@ def _rule_of(form: FormData) -> Any:
         raise Invalid("the rule is not valid JSON", field="rule") from None
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
 
 @router.get("/console/segments")
 def segment_list(console: ConsoleDep, cursor: str | None = None) -> Response:
@@ -172,8 +169,8 @@ def live_count(console: ConsoleDep, form: FormDep) -> Response:
 def create_segment(console: ConsoleDep, form: FormDep) -> Response:
     """Save a new segment from the builder."""
     console.auth.require("contacts", "write")
-    values: dict[str, Any] = {"name": _text(form, "name"), "kind": _text(form, "kind") or "dynamic",
-                              "description": _text(form, "description")}
+    values: dict[str, Any] = {"name": form_text(form, "name"), "kind": form_text(form, "kind") or "dynamic",
+                              "description": form_text(form, "description")}
     try:
         values["rule"] = _rule_of(form)
         with console.db.begin_nested():
@@ -215,8 +212,8 @@ def update_segment(segment_id: int, console: ConsoleDep, form: FormDep) -> Respo
     """Save changes to a segment."""
     console.auth.require("contacts", "write")
     segment = segments.get_segment(console.db, segment_id)
-    values: dict[str, Any] = {"name": _text(form, "name"), "kind": segment.kind,
-                              "description": _text(form, "description")}
+    values: dict[str, Any] = {"name": form_text(form, "name"), "kind": segment.kind,
+                              "description": form_text(form, "description")}
     try:
         values["rule"] = _rule_of(form) if segment.kind == "dynamic" else segment.rule
         with console.db.begin_nested():
@@ -284,5 +281,5 @@ def remove_member(segment_id: int, console: ConsoleDep, form: FormDep) -> Respon
     """Take one contact out of a static segment."""
     console.auth.require("contacts", "write")
     segment = segments.get_segment(console.db, segment_id)
-    segments.remove_members(console.db, segment, contact_ids=[_text(form, "contact_id")], actor=console.actor)
+    segments.remove_members(console.db, segment, contact_ids=[form_text(form, "contact_id")], actor=console.actor)
     return redirect(f"/console/segments/{segment_id}", flash="member_removed_from_segment")

@@ -6,10 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from starlette.datastructures import FormData
 
 from siyu.console.nav import N_
-from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, redirect
+from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, form_text, redirect
 from siyu.contacts import staff as staff_service
 from siyu.contacts.views import can_manage, require_manager
 from siyu.contacts.views_tags import EXPLAINED, explain_here
@@ -36,10 +35,6 @@ EXPLAINED.update({
     ("not_found", "from_staff_id"): N_("Choose whose contacts move."),
 })
 
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _page(console: Console, *, errors: dict[str, str] | None = None, values: dict[str, Any] | None = None,
@@ -75,7 +70,7 @@ def staff_page(console: ConsoleDep) -> Response:
 def create_staff(console: ConsoleDep, form: FormDep) -> Response:
     """Add a staff member."""
     require_manager(console)
-    values = {k: _text(form, k) for k in ("name", "user_id", "wecom_userid")}
+    values = {k: form_text(form, k) for k in ("name", "user_id", "wecom_userid")}
     try:
         with console.db.begin_nested():
             staff_service.create_staff(
@@ -107,7 +102,7 @@ def toggle_active(staff_id: int, console: ConsoleDep, form: FormDep) -> Response
 def hand_over(console: ConsoleDep, form: FormDep) -> Response:
     """Move all of one staff member's contacts to another, with a record."""
     require_manager(console)
-    values = {k: _text(form, k) for k in ("from_staff_id", "to_staff_id", "reason")}
+    values = {k: form_text(form, k) for k in ("from_staff_id", "to_staff_id", "reason")}
     try:
         with console.db.begin_nested():
             staff_service.handover(

@@ -21,6 +21,7 @@ from siyu.console.shell import (
     ConsoleRoute,
     FormDep,
     explain,
+    form_text,
     is_htmx,
     redirect,
     safe_next,
@@ -97,10 +98,6 @@ def explain_here(exc: SiyuError, console: Console) -> str:
     return console.gettext(message) if message else explain(exc, console.locale)
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
 
 def _attempt(db: Session, write: Callable[[], T]) -> T:
     """One service call in a savepoint: a refused write leaves nothing behind and the form re-renders."""
@@ -130,22 +127,22 @@ def _value(raw: str, op: str) -> Any:
 
 
 def _rule_values(form: FormData) -> dict[str, Any]:
-    trigger = _text(form, "trigger")
+    trigger = form_text(form, "trigger")
     config: dict[str, Any]
     if trigger == "segment_entered":
-        segment = _text(form, "segment_id")
+        segment = form_text(form, "segment_id")
         config = {"segment_id": int(segment) if segment.isdigit() else segment}
     elif trigger == "keyword":
-        config = {"keywords": [k.strip() for k in re.split(r"[,，]", _text(form, "keywords")) if k.strip()]}
+        config = {"keywords": [k.strip() for k in re.split(r"[,，]", form_text(form, "keywords")) if k.strip()]}
     else:
         conditions = []
         for i in range(CONDITION_ROWS):
-            prop, op = _text(form, f"property_{i}"), _text(form, f"op_{i}")
-            if prop or _text(form, f"value_{i}"):
-                conditions.append({"property": prop, "op": op, "value": _value(_text(form, f"value_{i}"), op)})
-        config = {"event_type": _text(form, "event_type"), "conditions": conditions}
+            prop, op = form_text(form, f"property_{i}"), form_text(form, f"op_{i}")
+            if prop or form_text(form, f"value_{i}"):
+                conditions.append({"property": prop, "op": op, "value": _value(form_text(form, f"value_{i}"), op)})
+        config = {"event_type": form_text(form, "event_type"), "conditions": conditions}
     return {
-        "name": _text(form, "name"),
+        "name": form_text(form, "name"),
         "trigger": trigger,
         "config": config,
         "add_tag_ids": _ints(form, "add_tag_ids"),
@@ -219,7 +216,8 @@ def create_group(console: ConsoleDep, form: FormDep) -> Response:
     """Add a tag group."""
     console.auth.require("contacts", "write")
     try:
-        _attempt(console.db, lambda: tags.create_tag_group(console.db, name=_text(form, "name"), actor=console.actor))
+        name = form_text(form, "name")
+        _attempt(console.db, lambda: tags.create_tag_group(console.db, name=name, actor=console.actor))
     except SiyuError as exc:
         return _refused(console, exc, "group")
     return redirect("/console/tags", flash="tag_group_created")
@@ -237,10 +235,10 @@ def delete_group(group_id: int, console: ConsoleDep, form: FormDep) -> Response:
 def create_tag(console: ConsoleDep, form: FormDep) -> Response:
     """Add a tag to a group."""
     console.auth.require("contacts", "write")
-    group_id = _text(form, "group_id")
+    group_id = form_text(form, "group_id")
     try:
         _attempt(console.db, lambda: tags.create_tag(
-            console.db, group_id=group_id, name=_text(form, "name"), color=_text(form, "color") or None,
+            console.db, group_id=group_id, name=form_text(form, "name"), color=form_text(form, "color") or None,
             actor=console.actor,
         ))
     except SiyuError as exc:
@@ -272,7 +270,7 @@ def _rule_values_safe(form: FormData) -> dict[str, Any]:
     try:
         return _rule_values(form)
     except SiyuError:
-        return {"name": _text(form, "name"), "trigger": _text(form, "trigger")}
+        return {"name": form_text(form, "name"), "trigger": form_text(form, "trigger")}
 
 
 @router.post("/console/tags/rules/{rule_id}/active")
@@ -299,9 +297,9 @@ def delete_rule(rule_id: int, console: ConsoleDep, form: FormDep) -> Response:
 def bulk_tag(console: ConsoleDep, form: FormDep) -> Response:
     """Add a tag to (or remove it from) the contacts ticked on the list; back to the list after."""
     console.auth.require("contacts", "write")
-    back = safe_next(_text(form, "next"), "/console/contacts")
-    action = _text(form, "action")
-    tag_id = _text(form, "tag_id")
+    back = safe_next(form_text(form, "next"), "/console/contacts")
+    action = form_text(form, "action")
+    tag_id = form_text(form, "tag_id")
     if action not in ("add", "remove"):
         raise Invalid(console.gettext(EXPLAINED[("invalid", "action")]), field="action")
     if not tag_id.isdigit():

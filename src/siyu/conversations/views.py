@@ -12,7 +12,7 @@ from starlette.datastructures import FormData
 
 from siyu.channels import service as channels
 from siyu.console.nav import N_
-from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, redirect
+from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, form_text, redirect
 from siyu.contacts import service as contacts
 from siyu.contacts import staff as staff_service
 from siyu.contacts.views_tags import explain_here
@@ -50,10 +50,6 @@ SEVERITY_NAMES = {"low": N_("Low"), "medium": N_("Medium"), "high": N_("High")}
 DIRECTION_NAMES = {"both": N_("In and out"), "in": N_("Incoming"), "out": N_("Outgoing")}
 ALERT_STATUS_NAMES = {"open": N_("Open"), "acknowledged": N_("Acknowledged"), "resolved": N_("Resolved")}
 
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _explain(exc: SiyuError, console: Console) -> str:
@@ -133,11 +129,11 @@ def reply(conversation_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Send a reply to the contact through the conversation's account."""
     console.auth.require("conversations", "write")
     conversation = service.get_conversation(console.db, conversation_id, viewer=console.auth)
-    text = _text(form, "text")
+    text = form_text(form, "text")
     try:
         with console.db.begin_nested():
             service.reply(console.db, conversation, text=text, actor=console.actor,
-                          idempotency_key=_text(form, "key") or None)
+                          idempotency_key=form_text(form, "key") or None)
     except SiyuError as exc:
         return _thread(console, conversation_id, error=_explain(exc, console), text=text, status=exc.status)
     return redirect(f"/console/inbox/{conversation_id}", flash="reply_queued")
@@ -211,7 +207,7 @@ def handle_alert(alert_id: int, console: ConsoleDep, form: FormDep) -> Response:
     """Acknowledge or resolve one alert."""
     _require_manager(console, "write")
     alert = sensitive.get_alert(console.db, alert_id)
-    status = _text(form, "status")
+    status = form_text(form, "status")
     sensitive.handle_alert(console.db, alert, status=status if status == "resolved" else "acknowledged",
                            actor=console.actor)
     return redirect("/console/alerts", flash="alert_saved")
@@ -271,10 +267,10 @@ def rules(console: ConsoleDep) -> Response:
 
 
 def _rule_values(form: FormData) -> dict[str, Any]:
-    words = [w for line in _text(form, "words").splitlines() for w in line.split(",")]
-    return {"name": _text(form, "name"), "category": _text(form, "category") or "other",
-            "kind": _text(form, "kind") or "words", "words": words, "pattern": _text(form, "pattern"),
-            "severity": _text(form, "severity") or "medium", "direction": _text(form, "direction") or "both",
+    words = [w for line in form_text(form, "words").splitlines() for w in line.split(",")]
+    return {"name": form_text(form, "name"), "category": form_text(form, "category") or "other",
+            "kind": form_text(form, "kind") or "words", "words": words, "pattern": form_text(form, "pattern"),
+            "severity": form_text(form, "severity") or "medium", "direction": form_text(form, "direction") or "both",
             "active": form.get("active") is not None}
 
 
@@ -314,8 +310,8 @@ def delete_rule(sensitive_rule_id: int, console: ConsoleDep, form: FormDep) -> R
 def save_settings(console: ConsoleDep, form: FormDep) -> Response:
     """Save when idle conversations close and the survey text."""
     _require_manager(console, "write")
-    hours = _text(form, "idle_close_hours")
-    values = {"idle_close_hours": hours, "survey_text": _text(form, "survey_text")}
+    hours = form_text(form, "idle_close_hours")
+    values = {"idle_close_hours": hours, "survey_text": form_text(form, "survey_text")}
     try:
         with console.db.begin_nested():
             service.update_settings(console.db, idle_close_hours=int(hours) if hours.isdigit() else 0,

@@ -12,7 +12,7 @@ from starlette.datastructures import FormData
 
 from siyu.channels import service as channels
 from siyu.console.nav import N_
-from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, redirect
+from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, form_text, redirect
 from siyu.contacts import segments
 from siyu.contacts import service as contacts
 from siyu.core.errors import Invalid, SiyuError
@@ -65,10 +65,6 @@ def _explain(console: Console, exc: SiyuError) -> str:
     return console.gettext(message) if message else explain(exc, console.locale)
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
 
 def _editable(console: Console) -> bool:
     return console.can("messaging", "write")
@@ -106,7 +102,7 @@ def new_page(console: ConsoleDep) -> Response:
 
 def _values(form: FormData) -> dict[str, Any]:
     names = ("name", "account_id", "segment_id", "text", "url", "scheduled_at", "window_hours", "when")
-    values: dict[str, Any] = {k: _text(form, k) for k in names}
+    values: dict[str, Any] = {k: form_text(form, k) for k in names}
     values["optimise_send_time"] = form.get("optimise_send_time") == "on"
     return values
 
@@ -147,19 +143,19 @@ def create(console: ConsoleDep, form: FormDep) -> Response:
 def audience(console: ConsoleDep, form: FormDep) -> Response:
     """The composer's live answer: how many contacts the chosen segment holds now."""
     console.auth.require("messaging", "read")
-    segment_id = _text(form, "segment_id")
+    segment_id = form_text(form, "segment_id")
     segment = segments.get_segment(console.db, segment_id) if segment_id.isdigit() else None
     count = segments.visible_member_count(console.db, segment, None) if segment is not None else None
     sample = segments.list_members(console.db, segment, limit=20)[0] if segment is not None else []
     return console.page("messaging/broadcasts/_audience.html", segment=segment, count=count, sample=sample,
-                        chosen=_text(form, "preview_contact_id"))
+                        chosen=form_text(form, "preview_contact_id"))
 
 
 @router.post("/console/broadcasts/preview")
 def preview(console: ConsoleDep, form: FormDep) -> Response:
     """The message as one chosen contact would read it."""
     console.auth.require("messaging", "read")
-    text, contact_id = _text(form, "text"), _text(form, "preview_contact_id")
+    text, contact_id = form_text(form, "text"), form_text(form, "preview_contact_id")
     rendered, error = None, None
     try:
         templates.check(text, field="content.text")
