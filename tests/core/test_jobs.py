@@ -293,3 +293,12 @@ def test_a_worker_on_a_server_without_autovacuum_says_so(db, scope, monkeypatch,
         with caplog.at_level("WARNING", logger="siyu.worker"):
             worker.run_worker(burst=True, worker_id="w1", sessions=scope)
         assert ("autovacuum is off" in caplog.text) is off
+
+
+def test_a_worker_starting_while_the_database_is_away_starts_anyway(caplog):
+    def away():
+        raise ConnectionError("the database is restarting")
+
+    with caplog.at_level("WARNING", logger="siyu.worker"):
+        worker._warn_without_autovacuum(away)  # the loop retries the database; start-up goes on
+    assert "autovacuum" not in caplog.text

@@ -182,9 +182,9 @@ def _send_now(account: ChannelAccount, address: str, raw: bytes,
     except (OSError, smtplib.SMTPException) as exc:
         raise ChannelError("unknown", f"the connection ended during the send: {exc}", unknown=True) from exc
     finally:
-        if healthy and kept is not None:
+        if healthy and kept is not None and account.id not in kept:
             kept[account.id] = smtp
-        else:
+        else:  # broken, no batch, or another send of the batch already put one back
             _close(smtp)
     if refused:
         code, text = next(iter(refused.values()))

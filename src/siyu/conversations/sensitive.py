@@ -3,9 +3,9 @@
 Words are matched with one Aho-Corasick automaton (pyahocorasick) per workspace over the message's
 NFKC-normalised, case-folded text, so `１００％有效` and `100%有效`, `WeChat` and `wechat` are one
 word. Patterns are regular expressions (RE2, linear in the text: `siyu.core.patterns`) over the same
-normalised text. The automaton is cached per
-workspace and rebuilt when the workspace's rules change (their count or last change moves). A hit
-makes one alert per message and rule and records `conversation.alert`.
+normalised text. The automaton is cached per workspace and rebuilt when the workspace's rules change
+(their count or last change moves). A hit makes one alert per message and rule and records
+`conversation.alert`.
 """
 
 from __future__ import annotations

@@ -39,9 +39,7 @@ def is_response(message: Message) -> bool:
 
 def open_conversation(session: Session, contact_id: int, account_id: int) -> Conversation | None:
     """The contact's open conversation on an account, if any."""
-    return session.execute(select(Conversation).where(
-        Conversation.contact_id == contact_id, Conversation.account_id == account_id,
-        Conversation.status == "open").order_by(Conversation.id.desc()).limit(1)).scalars().first()
+    return open_conversations(session, {(contact_id, account_id)}).get((contact_id, account_id))
 
 
 def schedule_sweep(session: Session, workspace_id: int, last_message_at: datetime) -> None:
@@ -92,7 +90,7 @@ def open_conversations(session: Session, pairs: set[tuple[int, int]]) -> dict[tu
         Conversation.account_id.in_({a for _c, a in pairs}),
         Conversation.status == "open").order_by(Conversation.id)).scalars()
     found: dict[tuple[int, int], Conversation] = {}
-    for c in rows:  # the newest open one wins, as in `open_conversation`
+    for c in rows:  # the newest open one wins
         if c.contact_id is not None and c.account_id is not None and (c.contact_id, c.account_id) in pairs:
             found[(c.contact_id, c.account_id)] = c
     return found

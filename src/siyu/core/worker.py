@@ -257,11 +257,7 @@ def run_worker(
     poll = settings.worker_poll_seconds if poll_seconds is None else poll_seconds
     previous = _stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
     log.info("worker %s started (batch %s, lease %ss)", worker_id, batch, settings.worker_lease_seconds)
-    with sessions() as session:
-        if autovacuum_off(session):
-            log.warning("PostgreSQL's autovacuum is off: the jobs table keeps every dead row, and claims and "
-                        "broadcasts slow down as it grows; turn autovacuum on, or VACUUM ANALYZE jobs and "
-                        "messages regularly")
+    _warn_without_autovacuum(sessions)
     try:
         handled = _loop(worker_id, sessions=sessions, batch=batch, poll=poll, burst=burst, stop=stop,
                         lease_seconds=settings.worker_lease_seconds)
@@ -275,6 +271,20 @@ def run_worker(
 def autovacuum_off(session: Session) -> bool:
     """True on a PostgreSQL server that does not vacuum by itself (SQLite has no such thing)."""
     return is_postgres(session) and session.execute(text("SHOW autovacuum")).scalar_one() == "off"
+
+
+def _warn_without_autovacuum(sessions: SessionFactory) -> None:
+    """Say so at start when the server won't vacuum; a database still starting is the loop's business."""
+    try:
+        with sessions() as session:
+            off = autovacuum_off(session)
+    except Exception:
+        log.debug("worker: could not ask the database about autovacuum", exc_info=True)
+        return
+    if off:
+        log.warning("PostgreSQL's autovacuum is off: the jobs table keeps every dead row, and claims and "
+                    "broadcasts slow down as it grows; turn autovacuum on, or VACUUM ANALYZE jobs and "
+                    "messages regularly")
 
 
 def _loop(
