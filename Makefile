@@ -51,15 +51,23 @@ typecheck: sync
 	$(UV) run mypy
 
 # pytest on SQLite, and on PostgreSQL when SIYU_TEST_DATABASE_URL names one: the two runs go side by
-# side (one core each; they share nothing but Redis, where the SQLite run takes database 1) and SQLite's
-# output, summary line included, is printed when both are done.
+# side (one core each; they share nothing but Redis, where the SQLite run takes database 1). PostgreSQL's
+# output streams, SQLite's is printed when both are done, and a closing summary repeats each run's failed
+# tests and summary line, so the last lines of a CI log say what broke on which engine.
 define PYTEST_BOTH
 if [ -n "$$SIYU_TEST_DATABASE_URL" ]; then \
-	log=$$(mktemp); \
-	env -u SIYU_TEST_DATABASE_URL SIYU_TEST_REDIS_URL=redis://127.0.0.1:6379/1 $(UV) run pytest >$$log 2>&1 & pid=$$!; \
-	echo "== pytest on PostgreSQL (and on SQLite beside it)"; $(UV) run pytest || status=1; \
+	sqlite_log=$$(mktemp); pg_log=$$(mktemp); \
+	env -u SIYU_TEST_DATABASE_URL SIYU_TEST_REDIS_URL=redis://127.0.0.1:6379/1 $(UV) run pytest >$$sqlite_log 2>&1 & pid=$$!; \
+	echo "== pytest on PostgreSQL (and on SQLite beside it)"; \
+	$(UV) run pytest 2>&1 | tee $$pg_log; [ "$${PIPESTATUS[0]}" = 0 ] || status=1; \
 	wait $$pid || status=1; \
-	echo "== pytest on SQLite"; cat $$log; rm -f $$log; \
+	echo "== pytest on SQLite"; cat $$sqlite_log; \
+	echo "== summary"; [ -z "$$gates" ] || echo "$$gates"; \
+	for run in PostgreSQL:$$pg_log SQLite:$$sqlite_log; do \
+		grep -E '^(FAILED|ERROR) ' "$${run#*:}" | sed "s/^/$${run%%:*}: /"; \
+		echo "$${run%%:*}: $$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$${run#*:}" | tail -1)"; \
+	done; \
+	rm -f $$sqlite_log $$pg_log; \
 else \
 	echo "== pytest on SQLite"; env -u SIYU_TEST_DATABASE_URL $(UV) run pytest || status=1; \
 fi
@@ -71,8 +79,8 @@ pytest: sync
 # Every gate runs even when an earlier one fails, so one run reports all problems and pytest's summary.
 test: sync system-deps
 	@status=0; \
-	echo "== ruff"; $(UV) run ruff check $(LINT_PATHS) || status=1; \
-	echo "== mypy"; $(UV) run mypy || status=1; \
+	echo "== ruff"; if $(UV) run ruff check $(LINT_PATHS); then gates="ruff passed"; else gates="ruff FAILED"; status=1; fi; \
+	echo "== mypy"; if $(UV) run mypy; then gates="$$gates, mypy passed"; else gates="$$gates, mypy FAILED"; status=1; fi; \
 	$(PYTEST_BOTH); \
 	exit $$status
 
