@@ -343,3 +343,34 @@ def test_every_http_call_finds_sniffio_instead_of_a_failed_import():
 
     assert service.run_async(library()) == "asyncio"
     assert "sniffio" in sys.modules
+
+
+@pytest.mark.parametrize("cache", ["http", "redis"])
+def test_a_closed_event_loop_takes_its_clients_with_it(monkeypatch, cache):
+    """Connection pools and Redis clients are bound to the loop they were made on: one per loop, dropped
+    with it, never found by a later loop (keyed by id(), a new loop could reuse a dead loop's id)."""
+    import gc
+
+    from siyu.channels import webhook
+    from siyu.channels.wechat_oa import tokens
+    from siyu.settings import get_settings
+
+    monkeypatch.setenv("SIYU_REDIS_URL", "redis://127.0.0.1:6379/15")  # made, never connected
+    get_settings.cache_clear()
+    caches = {"http": (webhook.http_client, webhook._clients), "redis": (tokens._redis_client, tokens._redis)}
+    make, store = caches[cache]
+
+    async def twice() -> bool:
+        return make() is make()
+
+    try:
+        before = len(store)
+        loop = asyncio.new_event_loop()
+        assert loop.run_until_complete(twice())  # one per loop
+        assert len(store) == before + 1
+        loop.close()
+        del loop
+        gc.collect()
+        assert len(store) == before
+    finally:
+        get_settings.cache_clear()

@@ -19,6 +19,7 @@ import hmac
 import json
 import re
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
@@ -63,16 +64,19 @@ def signed_headers(secret: str, body: bytes, idempotency_key: str) -> dict[str, 
             "User-Agent": "siyu-webhook/1"}
 
 
-_clients: dict[int, httpx.AsyncClient] = {}
+# Weak keys: a finished thread's loop takes its pool with it, and a new loop never inherits a dead one's
+# (keyed by id(), a new loop could reuse a collected loop's id and get connections bound to that loop).
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
 
 def http_client() -> httpx.AsyncClient:
     """One connection pool per event loop (the worker keeps one loop per thread), shared by the channels
-    that speak HTTP; pass `timeout=` per request to differ from the default."""
+    that speak HTTP (webhooks, SMS, the Official Account, WeCom); pass `timeout=` per request to differ
+    from the default."""
     loop = asyncio.get_running_loop()
-    client = _clients.get(id(loop))
+    client = _clients.get(loop)
     if client is None or client.is_closed:
-        client = _clients[id(loop)] = httpx.AsyncClient(timeout=TIMEOUT_SECONDS)
+        client = _clients[loop] = httpx.AsyncClient(timeout=TIMEOUT_SECONDS)
     return client
 
 

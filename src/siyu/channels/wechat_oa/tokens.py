@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +32,9 @@ Fetch = Callable[[], Awaitable[tuple[str, int]]]
 Cached = tuple[str, datetime]
 
 _memory: dict[tuple[int, str], Cached] = {}
-_redis: dict[int, Any] = {}
+# One Redis client per event loop (a client is bound to the loop it was made on); weak, so a closed
+# loop's client goes with it and a new loop never finds a dead loop's client under a reused id().
+_redis: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
 
 def fingerprint(*parts: str) -> str:
@@ -52,9 +55,9 @@ def _redis_client() -> Any:
     import redis.asyncio
 
     loop = asyncio.get_running_loop()
-    client = _redis.get(id(loop))
+    client = _redis.get(loop)
     if client is None:
-        client = _redis[id(loop)] = redis.asyncio.from_url(get_settings().redis_url or "")
+        client = _redis[loop] = redis.asyncio.from_url(get_settings().redis_url or "")
     return client
 
 

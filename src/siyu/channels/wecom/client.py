@@ -10,9 +10,7 @@ a call that is not idempotent raises `unknown`: it may have taken effect.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +19,7 @@ import httpx
 
 from siyu.channels import ratelimit
 from siyu.channels.base import ChannelError
+from siyu.channels.webhook import http_client
 from siyu.core import clock
 
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com"
@@ -57,19 +56,6 @@ MESSAGES: dict[int, str] = {
     95001: "the 5 messages allowed after the customer's last message are used",
     95018: "the customer's session does not allow sending now",
 }
-
-# Weak keys: a finished thread's loop takes its pool with it, and a new loop never inherits a dead one's.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
-
-
-def _http() -> httpx.AsyncClient:
-    """One connection pool per event loop (a worker thread keeps its loop)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        client = _clients[loop] = httpx.AsyncClient()
-    return client
-
 
 class RetryLater(Exception):
     """A job's retryable WeCom failure, handed to the worker with the wait WeCom asked for."""
@@ -119,7 +105,7 @@ class WeComClient:
         key = self.limit_key(path)
         await ratelimit.wait_turn(key, per_minute=PER_MINUTE, per_hour=PER_HOUR)
         try:
-            response = await _http().request(method, self.api_base + path, params=params, json=body,
+            response = await http_client().request(method, self.api_base + path, params=params, json=body,
                                              timeout=TIMEOUT_SECONDS)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ChannelError("unreachable", f"WeCom could not be reached: {type(exc).__name__}",
