@@ -10,6 +10,7 @@ import re
 import socket
 from email.message import Message as MailMessage
 from email.policy import default
+from typing import Any
 
 import dkim
 import pytest
@@ -215,6 +216,27 @@ def test_a_kept_connection_the_server_dropped_is_replaced_before_the_send(db, ws
     assert len(fake.received) == 2
     assert fake.received[0].connection != fake.received[1].connection
     email_channel._close(kept.pop(account.id))
+
+
+def test_a_send_finding_the_batch_already_kept_a_connection_closes_its_own(db, ws, smtp, monkeypatch):
+    _, port = smtp
+    account = make_account(db, port)
+    raw = email_channel.build_message(account, "a@example.com", CONTENT, "k1")
+    kept: dict = {}
+    other = email_channel._open(account)
+    mine = email_channel._open(account)
+    real_sendmail = mine.sendmail
+
+    def sendmail(*args: Any) -> Any:
+        kept[account.id] = other  # a send of the same batch finished first and put its connection back
+        return real_sendmail(*args)
+
+    monkeypatch.setattr(mine, "sendmail", sendmail)
+    monkeypatch.setattr(email_channel, "_open", lambda _account: mine)
+    email_channel._send_now(account, "a@example.com", raw, kept)
+    assert kept == {account.id: other}
+    assert mine.sock is None  # closed, not leaked
+    email_channel._close(other)
 
 
 def test_starttls_is_required_and_the_servers_certificate_checked(db, ws, run_jobs, tmp_path):
