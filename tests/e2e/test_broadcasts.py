@@ -59,9 +59,15 @@ def test_compose_schedule_and_watch_the_report_fill(page, server):
         page.get_by_label("Segment").select_option(label="Autumn buyers")
         expect(page.locator("#audience-count")).to_have_text("3")
         page.get_by_label("Send through").select_option(label="Shop app (webhook)")
-        page.get_by_label("Message").fill("{{ nickname }}, the autumn tea is here: https://shop.example.com/autumn")
+        # Each kind of message shows its own fields: an email has a subject, a text has none.
+        page.get_by_label("Kind of message").select_option(label="Email")
+        expect(page.get_by_label("Subject")).to_be_visible()
+        page.get_by_label("Kind of message").select_option(label="Text")
+        expect(page.get_by_label("Subject")).to_be_hidden()
+        page.get_by_label("Text", exact=True).fill(
+            "{{ nickname }}, the autumn tea is here: https://shop.example.com/autumn")
         page.get_by_label("Preview for").select_option(label="Chen Xi")
-        expect(page.locator("#preview-text")).to_have_text(
+        expect(page.locator("#preview .preview-text")).to_have_text(
             "Chen Xi, the autumn tea is here: https://shop.example.com/autumn")
         page.get_by_label("Schedule").check()
         # The workspace's timezone is UTC; two minutes ahead, so it waits for its time.

@@ -13,17 +13,13 @@ from siyu.core.auth import Auth, SessionDep, api_auth
 from siyu.core.schemas import Strict
 from siyu.core.tenancy import MAX_ID
 from siyu.messaging import message_templates, welcome
+from siyu.messaging.content import HELP as CONTENT_HELP
 from siyu.messaging.message_templates import CHANNEL_KINDS
 
 router = APIRouter()
 Read = Annotated[Auth, Depends(api_auth("messaging", "read"))]
 Write = Annotated[Auth, Depends(api_auth("messaging", "write"))]
 
-CONTENT_HELP = (
-    "{type: text, text} | {type: link, title, description, url, pic_url} | {type: image, media_id | url} | "
-    "{type: miniprogram, appid, pagepath, title, thumb_media_id} | {type: email, subject, body} | "
-    "{type: sms, template_code, params}; every text may use {{ contact fields }} with | default(...)"
-)
 
 
 class TemplateIn(Strict):

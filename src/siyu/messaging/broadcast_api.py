@@ -14,6 +14,7 @@ from siyu.core.auth import Auth, SessionDep, api_auth
 from siyu.core.schemas import IdIn, Page, Strict
 from siyu.messaging import broadcast_report, broadcasts, caps
 from siyu.messaging.broadcast_models import Broadcast
+from siyu.messaging.content import HELP as CONTENT_HELP
 
 router = APIRouter()
 Read = Annotated[Auth, Depends(api_auth("messaging", "read"))]
@@ -23,19 +24,11 @@ RecipientStatus = Literal["pending", "held", "queued", "sending", "sent", "deliv
                           "failed", "skipped"]
 
 
-class ContentIn(Strict):
-    type: Literal["text", "link", "image", "miniprogram"] = "text"
-    text: str = Field(default="", max_length=20_000, description="a template: {{ nickname }} and other fields")
-    title: str | None = Field(default=None, max_length=500)
-    description: str | None = Field(default=None, max_length=2000)
-    url: str | None = Field(default=None, max_length=2000)
-
-
 class BroadcastIn(Strict):
     name: str = Field(min_length=1, max_length=120)
     account_id: IdIn
     segment_id: IdIn
-    content: ContentIn
+    content: dict[str, Any] = Field(description=CONTENT_HELP + " — of the types the account's channel carries")
     optimise_send_time: bool = False
     window_hours: int = Field(default=24, ge=1, le=broadcasts.MAX_WINDOW_HOURS)
 
@@ -44,7 +37,7 @@ class BroadcastUpdate(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=120)
     account_id: IdIn | None = None
     segment_id: IdIn | None = None
-    content: ContentIn | None = None
+    content: dict[str, Any] | None = Field(default=None, description=CONTENT_HELP)
     optimise_send_time: bool | None = None
     window_hours: int | None = Field(default=None, ge=1, le=broadcasts.MAX_WINDOW_HOURS)
 
@@ -147,7 +140,7 @@ def list_broadcasts(
 def create_broadcast(body: BroadcastIn, auth: Write, session: SessionDep) -> BroadcastOut:
     """A draft broadcast to a segment through one account."""
     data = body.model_dump()
-    data["content"] = body.content.model_dump(exclude_none=True)
+    data["content"] = body.content
     return _out(broadcasts.create_broadcast(session, actor=auth.actor, **data))
 
 
@@ -163,7 +156,7 @@ def update_broadcast(broadcast_id: int, body: BroadcastUpdate, auth: Write, sess
     b = broadcasts.get_broadcast(session, broadcast_id)
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     if body.content is not None:
-        changes["content"] = body.content.model_dump(exclude_none=True)
+        changes["content"] = body.content
     return _out(broadcasts.update_broadcast(session, b, changes=changes, actor=auth.actor))
 
 

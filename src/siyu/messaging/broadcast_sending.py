@@ -23,6 +23,7 @@ from siyu.core.events import record_event
 from siyu.core.models import Job
 from siyu.core.tenancy import parse_id
 from siyu.messaging import caps as caps_service
+from siyu.messaging import content as shapes
 from siyu.messaging import links, send_time, templates
 from siyu.messaging.broadcast_models import Broadcast, BroadcastLink, BroadcastRecipient
 from siyu.messaging.broadcasts import CHUNK, FINISH, START, workspace_tz
@@ -169,7 +170,7 @@ def _queue(
             r.status, r.reason = "skipped", "contact_deleted"
             continue
         try:
-            content = templates.render_content(b.content, templates.contact_context(session, contact))
+            content = shapes.render(b.content, templates.contact_context(session, contact))
         except Invalid as exc:
             r.status, r.reason = "skipped", f"template: {exc.message}"[:200]
             continue

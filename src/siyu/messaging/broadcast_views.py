@@ -14,9 +14,10 @@ from siyu.channels import service as channels
 from siyu.console.nav import N_
 from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, form_text, redirect
 from siyu.contacts import segments
-from siyu.contacts import service as contacts
 from siyu.core.errors import Invalid, SiyuError
 from siyu.messaging import broadcast_report, broadcasts, caps, templates
+from siyu.messaging.content import TYPES
+from siyu.messaging.views import TYPE_NAMES, content_from_form, explain_here, form_of_content, render_preview
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -46,8 +47,6 @@ EXPLAINED: dict[tuple[str, str | None], str] = {
     ("not_found", "account_id"): N_("Choose the account to send through."),
     ("invalid", "segment_id"): N_("Choose the segment to send to."),
     ("not_found", "segment_id"): N_("Choose the segment to send to."),
-    ("invalid", "content.text"): N_("Write the message; personal fields such as {{ nickname }} are filled in."),
-    ("unknown_field", "content.text"): N_("The message names a field contacts do not have."),
     ("invalid", "content.type"): N_("This account's channel can't carry this kind of message."),
     ("invalid", "scheduled_at"): N_("Choose a date and time in the future."),
     ("invalid", "window_hours"): N_("Enter a window of 1 to 72 hours."),
@@ -60,6 +59,8 @@ ACTIONS = {"pause": "broadcast_paused", "resume": "broadcast_resumed", "cancel":
 
 def _explain(console: Console, exc: SiyuError) -> str:
     message = EXPLAINED.get((exc.code, exc.field))
+    if message is None and exc.field and exc.field.startswith("content."):
+        return explain_here(exc, console)  # the content editor's sentences, as in templates
     if message is None and exc.field and exc.field.startswith("caps."):
         message = N_("A cap is a whole number from 0 to 1000, or empty for no cap.")
     return console.gettext(message) if message else explain(exc, console.locale)
@@ -90,6 +91,7 @@ def _composer(console: Console, *, values: dict[str, Any], errors: dict[str, str
     rows, _ = segments.list_segments(console.db, limit=200)
     return console.page("messaging/broadcasts/compose.html", status=status, values=values, errors=errors or {},
                         segments=rows, accounts=channels.list_accounts(console.db), fields=templates.FIELDS,
+                        types=TYPES, type_names=TYPE_NAMES,
                         **_settings_context(console))
 
 
@@ -101,17 +103,11 @@ def new_page(console: ConsoleDep) -> Response:
 
 
 def _values(form: FormData) -> dict[str, Any]:
-    names = ("name", "account_id", "segment_id", "text", "url", "scheduled_at", "window_hours", "when")
+    names = ("name", "account_id", "segment_id", "scheduled_at", "window_hours", "when")
     values: dict[str, Any] = {k: form_text(form, k) for k in names}
     values["optimise_send_time"] = form.get("optimise_send_time") == "on"
+    values.update(form_of_content(content_from_form(form)))
     return values
-
-
-def _content(values: dict[str, Any]) -> dict[str, Any]:
-    content: dict[str, Any] = {"type": "link" if values.get("url") else "text", "text": values["text"]}
-    if values.get("url"):
-        content.update(url=values["url"], title=values["name"])
-    return content
 
 
 @router.post("/console/broadcasts")
@@ -124,7 +120,7 @@ def create(console: ConsoleDep, form: FormDep) -> Response:
             window = values["window_hours"]
             b = broadcasts.create_broadcast(
                 console.db, name=values["name"], account_id=values["account_id"] or None,
-                segment_id=values["segment_id"] or None, content=_content(values),
+                segment_id=values["segment_id"] or None, content=content_from_form(form),
                 optimise_send_time=values["optimise_send_time"],
                 window_hours=int(window) if window.isdigit() and len(window) < 4 else -1, actor=console.actor)
             if values["when"] in ("now", "later"):
@@ -153,18 +149,9 @@ def audience(console: ConsoleDep, form: FormDep) -> Response:
 
 @router.post("/console/broadcasts/preview")
 def preview(console: ConsoleDep, form: FormDep) -> Response:
-    """The message as one chosen contact would read it."""
+    """The message as one chosen contact of the audience would read it."""
     console.auth.require("messaging", "read")
-    text, contact_id = form_text(form, "text"), form_text(form, "preview_contact_id")
-    rendered, error = None, None
-    try:
-        templates.check(text, field="content.text")
-        contact = contacts.get_contact(console.db, contact_id) if contact_id.isdigit() else None
-        if contact is not None:
-            rendered = templates.render(text, templates.contact_context(console.db, contact), field="content.text")
-    except SiyuError as exc:
-        error = _explain(console, exc) + (f" ({exc.message})" if exc.code != "not_found" else "")
-    return console.page("messaging/broadcasts/_preview.html", rendered=rendered, error=error)
+    return render_preview(console, content_from_form(form), form_text(form, "preview_contact_id"))
 
 
 def _detail(console: Console, b: Any) -> dict[str, Any]:

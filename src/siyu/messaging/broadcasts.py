@@ -31,11 +31,10 @@ from siyu.core.errors import Conflict, Invalid
 from siyu.core.pagination import page
 from siyu.core.tenancy import bound_workspace, get_scoped
 from siyu.core.workspaces import get_workspace
-from siyu.messaging import templates
+from siyu.messaging import content as shapes
 from siyu.messaging.broadcast_models import Broadcast, BroadcastRecipient
 
 STATUSES = ("draft", "scheduled", "sending", "paused", "done", "cancelled")
-CONTENT_TYPES = ("text", "link", "image", "miniprogram")
 START, CHUNK, FINISH = "broadcasts.start", "broadcasts.chunk", "broadcasts.finish"
 MAX_WINDOW_HOURS = 72
 EDITABLE = ("draft", "scheduled")
@@ -76,30 +75,24 @@ def _clean_name(session: Session, name: str, broadcast_id: int | None) -> str:
     return name
 
 
-def check_content(content: Mapping[str, Any], kind: str | None = None) -> dict[str, Any]:
-    """A message's content: a type the channel carries, text parts that are valid templates."""
-    if not isinstance(content, Mapping):
-        raise Invalid("content is an object with a type and a text", field="content")
-    out = {k: v for k, v in content.items() if v not in (None, "")}
-    kind_of = str(out.setdefault("type", "text"))
-    if kind_of not in CONTENT_TYPES:
-        raise Invalid(f"content.type is one of {', '.join(CONTENT_TYPES)}", field="content.type")
+def check_content(raw: Mapping[str, Any], kind: str | None = None) -> dict[str, Any]:
+    """A broadcast's content: one of `content.TYPES` that the account's channel carries (text, link,
+    image and mini-program cards on WeChat and WeCom; `email` with a subject and body; `sms` with the
+    provider's template code and parameters), every string a valid template."""
+    types: tuple[str, ...] = shapes.TYPES
+    adapter = None
     if kind is not None:
         adapter = adapter_for(kind)
         if adapter is None:
             raise Invalid("this account's channel is not available", field="account_id")
-        if kind_of not in adapter.rules.content_types:
-            raise Invalid(f"this channel carries {', '.join(adapter.rules.content_types)}", field="content.type")
-        if adapter.rules.max_text and len(str(out.get("text", ""))) > adapter.rules.max_text:
-            raise Invalid(f"this channel carries at most {adapter.rules.max_text} characters", field="content.text")
-    if not str(out.get("text") or out.get("title") or "").strip():
-        raise Invalid("write the message", field="content.text")
-    for key in ("text", "title", "description", "subject", "body", "html", "url"):
-        value = out.get(key)
-        if value is not None:
-            if not isinstance(value, str):
-                raise Invalid("text", field=f"content.{key}")
-            templates.check(value, field=f"content.{key}")
+        types = tuple(t for t in shapes.TYPES if t in adapter.rules.content_types)
+        if not types:
+            raise Invalid("this account's channel can't send broadcasts", field="account_id")
+    if isinstance(raw, Mapping) and raw.get("type", "text") not in types:
+        raise Invalid(f"this channel carries {', '.join(types)}", field="content.type")
+    out = shapes.check_content(raw, types=types)
+    if adapter is not None and adapter.rules.max_text and len(out.get("text", "")) > adapter.rules.max_text:
+        raise Invalid(f"this channel carries at most {adapter.rules.max_text} characters", field="content.text")
     return out
 
 

@@ -3,7 +3,9 @@ for one contact when it is sent.
 
 `{"type": "text", "text"}`; `{"type": "link", "title", "description", "url", "pic_url"}`;
 `{"type": "image", "media_id" | "url"}`; `{"type": "miniprogram", "appid", "pagepath", "title",
-"thumb_media_id"}`; `{"type": "email", "subject", "body"}`; `{"type": "sms", "template_code", "params"}`.
+"thumb_media_id"}`; `{"type": "email", "subject", "text"}` (the channel builds the HTML part from the
+text); `{"type": "sms", "template_code", "params", "text"}` (`text`: the words the provider's template
+makes, kept in the archive).
 A text may carry `attachments` (cards of the link, image and mini-program shapes: a welcome's text and
 card). Every string may use the template language over the contact's fields.
 """
@@ -20,6 +22,13 @@ from siyu.contacts import service as contacts
 from siyu.core.errors import Invalid
 from siyu.messaging import templates
 
+# The shapes, as the API documents them.
+HELP = (
+    "{type: text, text} | {type: link, title, description, url, pic_url} | {type: image, media_id | url} | "
+    "{type: miniprogram, appid, pagepath, title, thumb_media_id} | {type: email, subject, text} | "
+    "{type: sms, template_code, params, text: what the provider's template reads as}; "
+    "every text may use {{ contact fields }} with | default(...)"
+)
 TYPES = ("text", "link", "image", "miniprogram", "email", "sms")
 CARD_TYPES = ("link", "image", "miniprogram")
 MAX_ATTACHMENTS = 9  # WeCom's welcome takes at most nine attachments
@@ -29,12 +38,14 @@ _SHAPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "link": (("title", "url"), ("description", "pic_url")),
     "image": ((), ("media_id", "url")),
     "miniprogram": (("appid", "pagepath", "title"), ("thumb_media_id",)),
-    "email": (("subject", "body"), ()),
-    "sms": (("template_code",), ()),
+    "email": (("subject", "text"), ()),
+    "sms": (("template_code",), ("text",)),
 }
 _LIMITS = {"text": 2000, "title": 128, "description": 512, "subject": 200, "body": 20_000, "url": 2000,
            "pic_url": 2000, "appid": 64, "pagepath": 512, "media_id": 256, "thumb_media_id": 256,
            "template_code": 64}
+# Where a type takes more than the name's limit: an email's text is its whole body.
+_TYPE_LIMITS = {("email", "text"): 20_000}
 # Values the platform gives, never rendered as templates.
 _LITERAL = ("type", "appid", "media_id", "thumb_media_id", "template_code", "welcome_code")
 
@@ -80,7 +91,8 @@ def check_content(content: Any, *, field: str = "content", types: tuple[str, ...
         raise Invalid(f"unknown field {extra[0]!r}", field=f"{field}.{extra[0]}", code="unknown_field")
     out: dict[str, Any] = {"type": kind}
     for name in (*required, *optional):
-        value = _string(content.get(name), f"{field}.{name}", _LIMITS[name], required=name in required)
+        limit = _TYPE_LIMITS.get((kind, name), _LIMITS[name])
+        value = _string(content.get(name), f"{field}.{name}", limit, required=name in required)
         if value:
             if name not in _LITERAL:
                 templates.check(value, field=f"{field}.{name}")
@@ -126,11 +138,17 @@ def _render(value: Any, context: Mapping[str, Any], field: str) -> Any:
     return value
 
 
+def render(content: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The content with every string rendered over a contact's template context (literal platform
+    values left as they are); Invalid naming the field when a template fails to render."""
+    rendered: dict[str, Any] = _render(dict(content), context, "content")
+    return rendered
+
+
 def render_for(session: Session, contact_id: int, content: Mapping[str, Any]) -> dict[str, Any]:
     """The content as this contact reads it; Invalid (with the field) when a template fails to render."""
     contact = contacts.get_contact(session, contact_id)
-    rendered: dict[str, Any] = _render(dict(content), templates.contact_context(session, contact), "content")
-    return rendered
+    return render(content, templates.contact_context(session, contact))
 
 
 def summary(content: Mapping[str, Any]) -> str:

@@ -66,13 +66,3 @@ def render(source: str, context: Mapping[str, Any], *, field: str = "body") -> s
         return str(_compile(source).render(**context))
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise Invalid(f"the template could not be rendered: {exc}", field=field) from exc
-
-
-def render_content(content: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Render every text part of a message's content (text, title, description, subject, body)."""
-    out = dict(content)
-    for key in ("text", "title", "description", "subject", "body", "html"):
-        value = out.get(key)
-        if isinstance(value, str) and ("{{" in value or "{%" in value):
-            out[key] = render(value, context, field=f"content.{key}")
-    return out

@@ -16,7 +16,7 @@ from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormD
 from siyu.contacts import service as contacts
 from siyu.core.errors import SiyuError
 from siyu.messaging import message_templates, welcome
-from siyu.messaging.content import TYPES, fields_of, summary
+from siyu.messaging.content import TYPES, check_content, fields_of, summary
 from siyu.messaging.message_templates import CHANNEL_KINDS
 from siyu.messaging.templates import FIELDS
 
@@ -31,7 +31,7 @@ KIND_NAMES = {
     "sms": N_("SMS"), "email": N_("Email"), "webhook": N_("Webhook"),
 }
 CONTENT_FIELDS = ("text", "title", "description", "url", "pic_url", "media_id", "appid", "pagepath",
-                  "thumb_media_id", "subject", "body", "template_code")
+                  "thumb_media_id", "subject", "template_code")
 FLASHES.update({
     "template_saved": N_("Template saved."),
     "template_deleted": N_("Template deleted."),
@@ -64,7 +64,7 @@ def content_from_form(form: FormData, prefix: str = "") -> dict[str, Any]:
     for name in fields_of(content["type"]):
         value = text_of(form, prefix + name)
         if value.strip():
-            content[name] = value if name in ("text", "body") else value.strip()
+            content[name] = value if name == "text" else value.strip()
     if content["type"] == "sms":
         params = {}
         for line in text_of(form, prefix + "params").splitlines():
@@ -122,9 +122,10 @@ def preview_contacts(console: Console) -> list[Any]:
 
 def render_preview(console: Console, content: dict[str, Any], contact_id: str) -> Response:
     """The preview fragment: the content as the chosen contact reads it, or why it can't be rendered."""
-    if not contact_id.isdigit():
-        return console.page("messaging/_preview.html", preview=None, error=None, type_names=TYPE_NAMES)
     try:
+        if not contact_id.isdigit():  # nobody chosen yet: still say what is wrong with the content
+            check_content(content, attachments=True)
+            return console.page("messaging/_preview.html", preview=None, error=None, type_names=TYPE_NAMES)
         shown = message_templates.preview(console.db, content, contact_id=contact_id, viewer=console.auth)
     except SiyuError as exc:
         return console.page("messaging/_preview.html", preview=None, error=explain_here(exc, console),

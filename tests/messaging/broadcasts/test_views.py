@@ -3,12 +3,14 @@ the report, pause from the page, and the settings of caps and quiet hours."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from siyu.core.tenancy import bind_workspace
 from siyu.messaging import broadcasts, caps
 from tests.console.helpers import post, sign_in
-from tests.messaging.broadcasts.conftest import webhook_world
+from tests.messaging.broadcasts.conftest import ACTOR, webhook_world
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def test_the_composer_counts_the_audience_and_previews_for_a_contact(client, set
                    {"text": "{{ nickname }}，秋茶到了", "preview_contact_id": str(people[1].id)})
     assert "Wang，秋茶到了" in preview.text
     bad = post(client, "/console/broadcasts/preview", {"text": "{{ shoe_size }}"})
-    assert "names a field contacts do not have" in bad.text
+    assert "names something contacts don&#39;t have" in bad.text
 
 
 def test_a_refused_broadcast_names_its_field_and_saves_nothing(client, db, setup, owner):
@@ -87,3 +89,30 @@ def test_settings_save_and_refuse_by_field(client, db, owner):
     assert capped.status_code == 422
     assert "whole number from 0 to 1000" in capped.text
     assert "21:00" in client.get("/console/broadcast-settings").text
+
+
+def test_the_composer_writes_an_email_for_an_email_account_and_names_a_missing_subject(client, db, setup, owner):
+    from siyu.channels import service as channels
+
+    _account, segment, people = setup
+    mail = channels.create_account(db, kind="email", name="Newsletter", actor=ACTOR,
+                                   config={"host": "127.0.0.1", "port": "9", "security": "none", "username": "u",
+                                           "from_address": "news@shop.example"}, secrets={"password": "p"})
+    db.commit()
+    assert 'value="email"' in client.get("/console/broadcasts/new").text  # the kinds of message on offer
+    form = {"name": "Autumn letter", "account_id": str(mail.id), "segment_id": str(segment.id), "type": "email",
+            "text": "Hi {{ nickname }}", "when": "draft", "window_hours": "24"}
+    refused = post(client, "/console/broadcasts", form)
+    assert refused.status_code == 422
+    assert re.search(r'<div class="field has-error"[^>]*>\s*<label for="subject">', refused.text)
+    assert "Hi {{ nickname }}</textarea>" in refused.text  # what was written stays
+
+    preview = post(client, "/console/broadcasts/preview", {**form, "subject": "{{ nickname }}，秋茶上新",
+                                                           "preview_contact_id": str(people[0].id)})
+    assert "<strong>Li，秋茶上新</strong>" in preview.text
+    assert "Hi Li" in preview.text
+    saved = post(client, "/console/broadcasts", {**form, "subject": "{{ nickname }}，秋茶上新"})
+    assert saved.status_code == 303
+    bind_workspace(db, owner.id)
+    (b,) = broadcasts.list_broadcasts(db)[0]
+    assert b.content == {"type": "email", "subject": "{{ nickname }}，秋茶上新", "text": "Hi {{ nickname }}"}
