@@ -47,6 +47,8 @@ DEMO_EXTENSIONS: tuple[tuple[str, str], ...] = (
     ("siyu.conversations.demo", "add_demo_rules"),
     ("siyu.channels.demo", "add_demo_channels"),
     ("siyu.messaging.demo", "add_demo_messaging"),
+    # After the contacts demo's segments: the broadcast goes to its potential customers.
+    ("siyu.messaging.broadcast_demo", "add_demo_broadcast"),
     # After the channels demo: its followers' scenes are the acquisition codes' states.
     ("siyu.acquisition.demo", "add_demo_acquisition"),
 )

@@ -159,7 +159,7 @@ def _detail(console: Console, b: Any) -> dict[str, Any]:
     series = broadcast_report.over_time(console.db, b, broadcasts.workspace_tz(console.db))
     shown = [s for s in broadcast_report.REPORT_STATUSES if counts.get(s)]
     return {
-        "b": b, "counts": counts, "series": series, "status_names": STATUS_NAMES,
+        "b": b, "counts": counts, "series": series, "status_names": STATUS_NAMES, "type_names": TYPE_NAMES,
         "recipient_status_names": RECIPIENT_STATUS_NAMES, "bucket_names": BUCKET_NAMES,
         "status_chart": {"labels": [console.gettext(RECIPIENT_STATUS_NAMES[s]) for s in shown],
                          "counts": [counts[s] for s in shown]},

@@ -123,8 +123,9 @@ def preview_contacts(console: Console) -> list[Any]:
 def render_preview(console: Console, content: dict[str, Any], contact_id: str) -> Response:
     """The preview fragment: the content as the chosen contact reads it, or why it can't be rendered."""
     try:
-        if not contact_id.isdigit():  # nobody chosen yet: still say what is wrong with the content
-            check_content(content, attachments=True)
+        if not contact_id.isdigit():  # nobody chosen yet: still say what is wrong with what is written
+            if any(v for k, v in content.items() if k != "type"):
+                check_content(content, attachments=True)
             return console.page("messaging/_preview.html", preview=None, error=None, type_names=TYPE_NAMES)
         shown = message_templates.preview(console.db, content, contact_id=contact_id, viewer=console.auth)
     except SiyuError as exc:
