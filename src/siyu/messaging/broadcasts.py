@@ -77,8 +77,8 @@ def _clean_name(session: Session, name: str, broadcast_id: int | None) -> str:
 
 def check_content(raw: Mapping[str, Any], kind: str | None = None) -> dict[str, Any]:
     """A broadcast's content: one of `content.TYPES` that the account's channel carries (text, link,
-    image and mini-program cards on WeChat and WeCom; `email` with a subject and body; `sms` with the
-    provider's template code and parameters), every string a valid template."""
+    image and mini-program cards on WeChat, WeCom and webhooks; `email` with a subject and text; `sms`
+    with the provider's template code and parameters), every string a valid template."""
     types: tuple[str, ...] = shapes.TYPES
     adapter = None
     if kind is not None:
@@ -88,8 +88,6 @@ def check_content(raw: Mapping[str, Any], kind: str | None = None) -> dict[str, 
         types = tuple(t for t in shapes.TYPES if t in adapter.rules.content_types)
         if not types:
             raise Invalid("this account's channel can't send broadcasts", field="account_id")
-    if isinstance(raw, Mapping) and raw.get("type", "text") not in types:
-        raise Invalid(f"this channel carries {', '.join(types)}", field="content.type")
     out = shapes.check_content(raw, types=types)
     if adapter is not None and adapter.rules.max_text and len(out.get("text", "")) > adapter.rules.max_text:
         raise Invalid(f"this channel carries at most {adapter.rules.max_text} characters", field="content.text")
