@@ -41,6 +41,7 @@ def test_the_demo_broadcast_ran_through_the_real_pipeline_and_its_report_has_a_s
 
     (b,) = broadcasts.list_broadcasts(db)[0]
     assert (b.name, b.status, b.audience_count) == (broadcast_demo.NAME, "done", 60)
+    assert b.started_at.astimezone(broadcasts.workspace_tz(db)).hour == 10  # a week ago, 10:00 local time
     counts = broadcast_report.status_counts(db, b)
     assert counts["sent"] + counts["clicked"] + counts["failed"] == 60
     assert counts["clicked"] > 0

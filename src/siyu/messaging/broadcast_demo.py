@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from rich.progress import Progress
 from sqlalchemy import select
@@ -56,14 +57,16 @@ def _app(session: Session) -> ChannelAccount:
 
 
 def add_demo_broadcast(session: Session, workspace: Workspace, rng: random.Random, progress: Progress) -> None:
-    """The presale broadcast to the demo's potential customers, a week ago, with sends, failures and clicks."""
+    """The presale broadcast to the demo's potential customers, a week ago at 10:00 local time, with sends,
+    failures and clicks."""
     if session.execute(select(Broadcast.id).where(Broadcast.name == NAME)).first() is not None:
         return
     segment = next((s for s in segments.list_segments(session, limit=200)[0] if s.name == SEGMENT), None)
     if segment is None:
         return
     app = _app(session)
-    started = datetime.combine(clock.now().date() - timedelta(days=7), time(2, 0), clock.now().tzinfo)  # 10:00 CST
+    tz = ZoneInfo(workspace.timezone)
+    started = datetime.combine(clock.now().astimezone(tz).date() - timedelta(days=7), time(10, 0), tz)
     frozen = clock.FrozenClock(started)
     clock.set_clock(frozen)
     try:
