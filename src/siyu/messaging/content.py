@@ -5,7 +5,8 @@ for one contact when it is sent.
 `{"type": "image", "media_id" | "url"}`; `{"type": "miniprogram", "appid", "pagepath", "title",
 "thumb_media_id"}`; `{"type": "email", "subject", "text"}` (the channel builds the HTML part from the
 text); `{"type": "sms", "template_code", "params", "text"}` (`text`: the words the provider's template
-makes, kept in the archive).
+makes, kept in the archive); `{"type": "template", "template_id", "data", "url", "text"}` (an Official
+Account template message: `data` fills the template's fields, any time, no 48-hour window).
 A text may carry `attachments` (cards of the link, image and mini-program shapes: a welcome's text and
 card). Every string may use the template language over the contact's fields.
 """
@@ -26,10 +27,11 @@ from siyu.messaging import templates
 HELP = (
     "{type: text, text} | {type: link, title, description, url, pic_url} | {type: image, media_id | url} | "
     "{type: miniprogram, appid, pagepath, title, thumb_media_id} | {type: email, subject, text} | "
-    "{type: sms, template_code, params, text: what the provider's template reads as}; "
+    "{type: sms, template_code, params, text: what the provider's template reads as} | "
+    "{type: template, template_id, data: {field: text}, url, text} (Official Account template message); "
     "every text may use {{ contact fields }} with | default(...)"
 )
-TYPES = ("text", "link", "image", "miniprogram", "email", "sms")
+TYPES = ("text", "link", "image", "miniprogram", "email", "sms", "template")
 CARD_TYPES = ("link", "image", "miniprogram")
 MAX_ATTACHMENTS = 9  # WeCom's welcome takes at most nine attachments
 # Per type: (required fields, optional fields).
@@ -40,14 +42,17 @@ _SHAPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "miniprogram": (("appid", "pagepath", "title"), ("thumb_media_id",)),
     "email": (("subject", "text"), ()),
     "sms": (("template_code",), ("text",)),
+    "template": (("template_id",), ("url", "text")),
 }
 _LIMITS = {"text": 2000, "title": 128, "description": 512, "subject": 200, "body": 20_000, "url": 2000,
            "pic_url": 2000, "appid": 64, "pagepath": 512, "media_id": 256, "thumb_media_id": 256,
-           "template_code": 64}
+           "template_code": 64, "template_id": 128}
 # Where a type takes more than the name's limit: an email's text is its whole body.
 _TYPE_LIMITS = {("email", "text"): 20_000}
 # Values the platform gives, never rendered as templates.
-_LITERAL = ("type", "appid", "media_id", "thumb_media_id", "template_code", "welcome_code")
+_LITERAL = ("type", "appid", "media_id", "thumb_media_id", "template_code", "template_id", "welcome_code")
+# The name-to-text field a type fills its provider template with.
+FILLS = {"sms": "params", "template": "data"}
 
 
 def fields_of(kind: str) -> tuple[str, ...]:
@@ -84,7 +89,7 @@ def check_content(content: Any, *, field: str = "content", types: tuple[str, ...
     if kind not in types:
         raise Invalid(f"type is one of {', '.join(types)}", field=f"{field}.type")
     required, optional = _SHAPES[kind]
-    allowed = {"type", *required, *optional, *(("params",) if kind == "sms" else ()),
+    allowed = {"type", *required, *optional, *((FILLS[kind],) if kind in FILLS else ()),
                *(("attachments",) if attachments and kind == "text" else ())}
     extra = sorted(set(content) - allowed)
     if extra:
@@ -101,8 +106,8 @@ def check_content(content: Any, *, field: str = "content", types: tuple[str, ...
             out[name] = value
     if kind == "image" and not (out.get("media_id") or out.get("url")):
         raise Invalid("an image needs a media_id or a url", field=f"{field}.media_id")
-    if kind == "sms":
-        out["params"] = _params(content.get("params"), f"{field}.params")
+    if kind in FILLS:
+        out[FILLS[kind]] = _params(content.get(FILLS[kind]), f"{field}.{FILLS[kind]}")
     if "attachments" in allowed and content.get("attachments"):
         out["attachments"] = _attachments(content["attachments"], f"{field}.attachments")
     return out
@@ -112,7 +117,7 @@ def _params(raw: Any, field: str) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping) or len(raw) > 20:
-        raise Invalid("params is an object of at most 20 names and texts", field=field)
+        raise Invalid("an object of at most 20 names and texts", field=field)
     out: dict[str, str] = {}
     for key, value in raw.items():
         if not isinstance(key, str) or not key.isidentifier() or len(key) > 64:
@@ -153,7 +158,7 @@ def render_for(session: Session, contact_id: int, content: Mapping[str, Any]) ->
 
 def summary(content: Mapping[str, Any]) -> str:
     """One line saying what a content is, for lists."""
-    for name in ("text", "title", "subject", "template_code", "url", "media_id"):
+    for name in ("text", "title", "subject", "template_code", "template_id", "url", "media_id"):
         value = content.get(name)
         if isinstance(value, str) and value:
             return value[:80]

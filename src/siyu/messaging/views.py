@@ -16,7 +16,7 @@ from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormD
 from siyu.contacts import service as contacts
 from siyu.core.errors import SiyuError
 from siyu.messaging import message_templates, welcome
-from siyu.messaging.content import TYPES, check_content, fields_of, summary
+from siyu.messaging.content import FILLS, TYPES, check_content, fields_of, summary
 from siyu.messaging.message_templates import CHANNEL_KINDS
 from siyu.messaging.templates import FIELDS
 
@@ -24,14 +24,14 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
 TYPE_NAMES = {
     "text": N_("Text"), "link": N_("Link card"), "image": N_("Image"), "miniprogram": N_("Mini-program card"),
-    "email": N_("Email"), "sms": N_("SMS template"),
+    "email": N_("Email"), "sms": N_("SMS template"), "template": N_("OA template message"),
 }
 KIND_NAMES = {
     "wechat_oa": N_("WeChat Official Account"), "wecom": N_("WeCom"), "wecom_kf": N_("WeChat Customer Service"),
     "sms": N_("SMS"), "email": N_("Email"), "webhook": N_("Webhook"),
 }
 CONTENT_FIELDS = ("text", "title", "description", "url", "pic_url", "media_id", "appid", "pagepath",
-                  "thumb_media_id", "subject", "template_code")
+                  "thumb_media_id", "subject", "template_code", "template_id")
 FLASHES.update({
     "template_saved": N_("Template saved."),
     "template_deleted": N_("Template deleted."),
@@ -65,13 +65,14 @@ def content_from_form(form: FormData, prefix: str = "") -> dict[str, Any]:
         value = text_of(form, prefix + name)
         if value.strip():
             content[name] = value if name == "text" else value.strip()
-    if content["type"] == "sms":
-        params = {}
-        for line in text_of(form, prefix + "params").splitlines():
+    fills = FILLS.get(content["type"])
+    if fills is not None:  # SMS params, template data: name=value lines
+        pairs = {}
+        for line in text_of(form, prefix + fills).splitlines():
             key, sep, value = line.partition("=")
             if sep and key.strip():
-                params[key.strip()] = value.strip()
-        content["params"] = params
+                pairs[key.strip()] = value.strip()
+        content[fills] = pairs
     return content
 
 
@@ -81,7 +82,8 @@ def form_of_content(content: dict[str, Any] | None, prefix: str = "") -> dict[st
     out = {prefix + name: str(content.get(name, "")) for name in CONTENT_FIELDS}
     # Only a known type goes back into the page: it lands in a script expression (Alpine's x-data).
     out[prefix + "type"] = content["type"] if content.get("type") in TYPES else "text"
-    out[prefix + "params"] = "\n".join(f"{k}={v}" for k, v in (content.get("params") or {}).items())
+    for fills in FILLS.values():
+        out[prefix + fills] = "\n".join(f"{k}={v}" for k, v in (content.get(fills) or {}).items())
     return out
 
 

@@ -10,8 +10,10 @@ import re
 import pytest
 
 from siyu.channels import service as channels
+from siyu.channels.base import Inbound
 from siyu.contacts import segments
 from siyu.contacts import service as contacts
+from siyu.core import clock
 from siyu.core.errors import Invalid
 from siyu.core.tenancy import bind_workspace
 from siyu.messaging import broadcast_report, broadcast_sending, broadcasts  # noqa: F401 (its job handlers)
@@ -20,6 +22,7 @@ from tests.channels.test_email import parsed, smtp  # noqa: F401
 from tests.channels.test_sms import TOKEN
 from tests.channels.test_sms import fake as aliyun  # noqa: F401
 from tests.channels.test_sms import make_account as sms_account
+from tests.channels.wechat_oa.conftest import fake, oa  # noqa: F401
 from tests.conftest import bearer
 from tests.messaging.broadcasts.conftest import ACTOR
 from tests.servers.aliyun_sms import FakeAliyunSms
@@ -53,7 +56,7 @@ def _send(db, account, segment, content, run_jobs):
 
 def test_an_email_broadcast_sends_each_reader_a_personal_email_with_unsubscribe_and_tracked_links(
         db, ws, smtp, run_jobs):  # noqa: F811
-    fake, port = smtp
+    mail_server, port = smtp
     account = email_account(db, port)
     people = [_person(db, "email", "mei@example.com", "小美"), _person(db, "email", "li@example.com", "Li"),
               _person(db, "email", "no@example.com", "No", consent=False)]
@@ -63,7 +66,7 @@ def test_an_email_broadcast_sends_each_reader_a_personal_email_with_unsubscribe_
     b = _send(db, account, _segment(db, people), content, run_jobs)
 
     assert b.status == "done"
-    mails = {r.recipients[0]: parsed(r.data) for r in fake.received}
+    mails = {r.recipients[0]: parsed(r.data) for r in mail_server.received}
     assert sorted(mails) == ["li@example.com", "mei@example.com"]  # no consent, no email
     mail = mails["mei@example.com"]
     assert mail["Subject"] == "小美，秋茶上新"
@@ -100,6 +103,36 @@ def test_an_sms_broadcast_fills_the_providers_template_per_person_and_takes_rece
     assert (counts["delivered"], counts["sent"]) == (1, 1)
 
 
+def test_an_oa_template_message_broadcast_reaches_followers_outside_the_48_hour_window(
+        db, ws, oa, fake, run_jobs):  # noqa: F811
+    server, _ = fake
+    frozen = clock.FrozenClock(clock.now())
+    clock.set_clock(frozen)
+    people = []
+    for i, nickname in enumerate(("小美", "阿丽")):
+        follow = Inbound(dedupe_key=f"follow{i}", sender=f"oFan{i}", kind="event", event="joined")
+        got = channels.receive(db, oa, follow)
+        contact = contacts.get_contact(db, got.contact_id)
+        contacts.update_contact(db, contact, fields={"nickname": nickname}, actor=ACTOR)
+        people.append(contact)
+    frozen.advance(days=3)  # a customer-service message would be refused now; a template message is not
+    content = {"type": "template", "template_id": "TPL_POINTS", "url": "https://shop.example.com/points",
+               "data": {"first": "{{ nickname }}，您的积分即将过期", "keyword1": "1,200 分"},
+               "text": "{{ nickname }}，您的积分即将过期"}
+
+    b = _send(db, oa, _segment(db, people), content, run_jobs)
+
+    sent = {body["touser"]: body for body in server.sent}
+    assert sorted(sent) == ["oFan0", "oFan1"]
+    body = sent["oFan0"]
+    assert (body["template_id"], body["data"]) == ("TPL_POINTS", {"first": {"value": "小美，您的积分即将过期"},
+                                                                  "keyword1": {"value": "1,200 分"}})
+    assert "/l/" in body["url"]  # the link is tracked
+    assert broadcast_report.status_counts(db, b)["sent"] == 2
+    archived = sorted(m.text for _r, m in broadcast_report.list_recipients(db, b)[0] if m is not None)
+    assert archived == ["小美，您的积分即将过期", "阿丽，您的积分即将过期"]
+
+
 def test_a_content_the_channel_cant_carry_is_refused_with_its_field(db, ws, smtp, aliyun):  # noqa: F811
     _, port = smtp
     _, url = aliyun
@@ -112,6 +145,7 @@ def test_a_content_the_channel_cant_carry_is_refused_with_its_field(db, ws, smtp
         (sms, {"type": "sms", "params": {"name": "x"}}, "content.template_code"),
         (sms, {"type": "sms", "template_code": "SMS_1", "params": {"name": "{{ shoe_size }}"}}, "content.params.name"),
         (sms, {"type": "email", "subject": "hi", "text": "hi"}, "content.type"),
+        (sms, {"type": "template", "template_id": "T"}, "content.type"),
     ]
     for account, content, field in cases:
         with pytest.raises(Invalid) as refused:
