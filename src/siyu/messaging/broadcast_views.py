@@ -15,7 +15,7 @@ from siyu.console.nav import N_
 from siyu.console.shell import FLASHES, Console, ConsoleDep, ConsoleRoute, FormDep, explain, form_text, redirect
 from siyu.contacts import segments
 from siyu.core.errors import Invalid, SiyuError
-from siyu.messaging import broadcast_report, broadcasts, caps, templates
+from siyu.messaging import broadcast_report, broadcasts, caps, message_templates, templates
 from siyu.messaging.content import TYPES
 from siyu.messaging.views import TYPE_NAMES, content_from_form, explain_here, form_of_content, render_preview
 
@@ -91,15 +91,20 @@ def _composer(console: Console, *, values: dict[str, Any], errors: dict[str, str
     rows, _ = segments.list_segments(console.db, limit=200)
     return console.page("messaging/broadcasts/compose.html", status=status, values=values, errors=errors or {},
                         segments=rows, accounts=channels.list_accounts(console.db), fields=templates.FIELDS,
+                        saved_templates=message_templates.list_templates(console.db),
                         types=TYPES, type_names=TYPE_NAMES,
                         **_settings_context(console))
 
 
 @router.get("/console/broadcasts/new")
-def new_page(console: ConsoleDep) -> Response:
-    """The composer."""
+def new_page(console: ConsoleDep, template: str | None = None) -> Response:
+    """The composer; `?template=<id>` starts it from a saved message template's content."""
     console.auth.require("messaging", "write")
-    return _composer(console, values={"window_hours": "24", "when": "now"})
+    values: dict[str, Any] = {"window_hours": "24", "when": "now"}
+    if template:
+        values.update(form_of_content(message_templates.get_template(console.db, template).content),
+                      template=template)
+    return _composer(console, values=values)
 
 
 def _values(form: FormData) -> dict[str, Any]:

@@ -116,3 +116,20 @@ def test_the_composer_writes_an_email_for_an_email_account_and_names_a_missing_s
     bind_workspace(db, owner.id)
     (b,) = broadcasts.list_broadcasts(db)[0]
     assert b.content == {"type": "email", "subject": "{{ nickname }}，秋茶上新", "text": "Hi {{ nickname }}"}
+
+
+def test_the_composer_starts_from_a_saved_template(client, db, setup, owner):
+    from siyu.messaging import message_templates
+
+    bind_workspace(db, owner.id)
+    saved = message_templates.create_template(db, actor=ACTOR, values={
+        "name": "本周特价", "channels": [], "content": {"type": "link", "title": "{{ nickname }}，本周特价",
+                                                   "url": "https://shop.example.com/deals"}})
+    db.commit()
+    page = client.get("/console/broadcasts/new")
+    assert f'<option value="{saved.id}">本周特价</option>' in page.text
+    started = client.get(f"/console/broadcasts/new?template={saved.id}")
+    assert 'value="{{ nickname }}，本周特价"' in started.text
+    assert 'value="https://shop.example.com/deals"' in started.text
+    assert "kind: &#39;link&#39;" in started.text or "kind: 'link'" in started.text
+    assert client.get("/console/broadcasts/new?template=999999").status_code == 404
