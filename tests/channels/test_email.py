@@ -340,3 +340,9 @@ def test_bad_settings_are_refused_with_the_field(db, ws):
         service.create_account(db, kind="email", name="x", config=config,
                                secrets={"dkim_private_key": "-----BEGIN PRIVATE KEY-----\nnope"}, actor=ACTOR)
     assert refused.value.field == "secrets.dkim_private_key"
+
+
+def test_the_html_part_of_a_text_email_is_escaped_with_its_links_clickable():
+    assert email_channel.html_of('Hi <b>&\nsee https://s.example/l/Ab1?x=1&y=2 now') == (
+        '<p>Hi &lt;b&gt;&amp;<br>see <a href="https://s.example/l/Ab1?x=1&amp;y=2">'
+        'https://s.example/l/Ab1?x=1&amp;y=2</a> now</p>')

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import re
 import smtplib
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -64,13 +65,24 @@ def unsubscribe_url(account: ChannelAccount, address: str) -> str:
     return f"{_public(account)}/u/{unsubscribe_token(account.workspace_id, account.id, address)}"
 
 
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def html_of(text: str) -> str:
+    """The HTML part of a text-only email: escaped, line breaks kept, links clickable (a broadcast's tracked
+    links among them)."""
+    escaped = html.escape(text)
+    linked = _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+    return f"<p>{linked}</p>".replace("\n", "<br>")
+
+
 def build_message(account: ChannelAccount, address: str, content: Mapping[str, Any], idempotency_key: str) -> bytes:
     """The message as it goes on the wire: text + HTML, unsubscribe link and headers, DKIM-signed when
     the account has a key."""
     config = account.config
     link = unsubscribe_url(account, address)
     text = str(content.get("text") or "")
-    body_html = str(content.get("html") or "") or f"<p>{html.escape(text)}</p>".replace("\n", "<br>")
+    body_html = str(content.get("html") or "") or html_of(text)
     msg = EmailMessage()
     msg["From"] = formataddr((str(config.get("from_name") or ""), str(config["from_address"])))
     msg["To"] = address

@@ -75,6 +75,7 @@ def test_an_email_broadcast_sends_each_reader_a_personal_email_with_unsubscribe_
     assert body.startswith("Hi 小美,\nthe autumn oolong is here: http")
     assert "shop.example.com/autumn" not in body  # replaced by the reader's own tracked link
     assert re.search(r"/l/[A-Za-z0-9_-]+", body)
+    assert re.search(r'<a href="http[^"]+/l/[A-Za-z0-9_-]+">', mail.get_body(("html",)).get_content())
     counts = broadcast_report.status_counts(db, b)
     assert (counts["sent"], counts["skipped"]) == (2, 1)
     assert broadcast_report.reasons(db, b)[0][:2] == ("skipped", "consent:no_opt_in")
