@@ -346,3 +346,5 @@ def test_the_html_part_of_a_text_email_is_escaped_with_its_links_clickable():
     assert email_channel.html_of('Hi <b>&\nsee https://s.example/l/Ab1?x=1&y=2 now') == (
         '<p>Hi &lt;b&gt;&amp;<br>see <a href="https://s.example/l/Ab1?x=1&amp;y=2">'
         'https://s.example/l/Ab1?x=1&amp;y=2</a> now</p>')
+    assert email_channel.html_of("详见 https://s.example/l/Ab1。") == (
+        '<p>详见 <a href="https://s.example/l/Ab1">https://s.example/l/Ab1</a>。</p>')

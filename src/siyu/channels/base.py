@@ -7,12 +7,17 @@ An adapter is one module per channel (`siyu.channels.wechat_oa`, `.wecom`, `.sms
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from siyu.channels.models import ChannelAccount
+
+# A link in a message's text (made a tracked link by broadcasts, clickable in an email's HTML): it ends
+# before whitespace, quotes, angle brackets and the full-width punctuation of Chinese text.
+URL = re.compile(r"https?://[^\s<>\"'，。！？；：、）】》」』]+[^\s<>\"'，。！？；：、）】》」』.,;:!?)]")
 
 
 @dataclass(frozen=True)

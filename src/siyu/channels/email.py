@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
-import re
 import smtplib
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -25,7 +24,7 @@ from typing import Any
 import dkim
 from cryptography.hazmat.primitives import serialization
 
-from siyu.channels.base import ChannelError, ConfigField, PlatformRules, SendResult, register_adapter
+from siyu.channels.base import URL, ChannelError, ConfigField, PlatformRules, SendResult, register_adapter
 from siyu.channels.email_feedback import open_token, unsubscribe_token
 from siyu.channels.models import ChannelAccount
 from siyu.channels.webhook import check_url
@@ -65,14 +64,11 @@ def unsubscribe_url(account: ChannelAccount, address: str) -> str:
     return f"{_public(account)}/u/{unsubscribe_token(account.workspace_id, account.id, address)}"
 
 
-_URL = re.compile(r"https?://[^\s<>\"']+")
-
-
 def html_of(text: str) -> str:
     """The HTML part of a text-only email: escaped, line breaks kept, links clickable (a broadcast's tracked
     links among them)."""
     escaped = html.escape(text)
-    linked = _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
+    linked = URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
     return f"<p>{linked}</p>".replace("\n", "<br>")
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from siyu.channels import service as channels
+from siyu.channels.base import URL
 from siyu.core import clock
 from siyu.core.auth import SessionDep
 from siyu.core.errors import NotFound
@@ -22,11 +23,10 @@ from siyu.core.events import record_event
 from siyu.core.i18n import negotiate, translations
 from siyu.core.tenancy import bind_workspace
 from siyu.messaging.broadcast_models import BroadcastLink
+from siyu.messaging.content import FILLS
 from siyu.settings import get_settings
 
-# A URL ends before whitespace, quotes, angle brackets and the full-width punctuation of Chinese text.
-URL = re.compile(r"https?://[^\s<>\"'，。！？；：、）】》」』]+[^\s<>\"'，。！？；：、）】》」』.,;:!?)]")
-TEXT_PARTS = ("text", "title", "description", "body", "html")
+TEXT_PARTS = ("text", "title", "description", "html")
 CODE_BYTES = 8
 
 
@@ -41,12 +41,17 @@ def short_url(code: str) -> str:
 
 
 def links_in(content: Mapping[str, Any]) -> list[str]:
-    """The distinct URLs of a content's text parts and its `url`, in order of appearance."""
+    """The distinct URLs of a content's text parts, its filled template fields and its `url`, in order of
+    appearance."""
     found: list[str] = []
     for key in TEXT_PARTS:
         value = content.get(key)
         if isinstance(value, str):
             found.extend(URL.findall(value))
+    for key in FILLS.values():  # an SMS template's params, a template message's data
+        for value in (content.get(key) or {}).values():
+            if isinstance(value, str):
+                found.extend(URL.findall(value))
     url = content.get("url")
     if isinstance(url, str) and URL.fullmatch(url):
         found.append(url)
@@ -66,6 +71,9 @@ def rewrite(content: Mapping[str, Any], codes: Mapping[str, str]) -> dict[str, A
     for key in TEXT_PARTS:
         if isinstance(out.get(key), str):
             out[key] = URL.sub(swap, out[key])
+    for key in FILLS.values():
+        if isinstance(out.get(key), Mapping):
+            out[key] = {k: URL.sub(swap, v) if isinstance(v, str) else v for k, v in out[key].items()}
     if isinstance(out.get("url"), str) and out["url"] in codes:
         out["url"] = short_url(codes[out["url"]])
     return out

@@ -20,3 +20,15 @@ def test_rewrite_replaces_each_link_with_its_code_and_keeps_the_rest():
     assert out["url"] == links.short_url("xyz")
     assert links.rewrite(content, {}) == content
     assert len({links.new_code() for _ in range(100)}) == 100
+
+
+def test_links_in_an_sms_templates_params_and_a_template_messages_data_are_tracked_too():
+    sms = {"type": "sms", "template_code": "SMS_1", "params": {"name": "小美", "link": "https://shop.example.com/s"},
+           "text": "小美，详见 https://shop.example.com/s"}
+    assert links.links_in(sms) == ["https://shop.example.com/s"]
+    out = links.rewrite(sms, {"https://shop.example.com/s": "abc"})
+    assert out["params"] == {"name": "小美", "link": links.short_url("abc")}
+    assert out["text"] == f"小美，详见 {links.short_url('abc')}"
+    assert out["template_code"] == "SMS_1"
+    message = {"type": "template", "template_id": "T", "data": {"remark": "https://shop.example.com/t"}}
+    assert links.rewrite(message, {"https://shop.example.com/t": "xyz"})["data"] == {"remark": links.short_url("xyz")}
