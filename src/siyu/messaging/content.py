@@ -44,7 +44,7 @@ _SHAPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sms": (("template_code",), ("text",)),
     "template": (("template_id",), ("url", "text")),
 }
-_LIMITS = {"text": 2000, "title": 128, "description": 512, "subject": 200, "body": 20_000, "url": 2000,
+_LIMITS = {"text": 2000, "title": 128, "description": 512, "subject": 200, "url": 2000,
            "pic_url": 2000, "appid": 64, "pagepath": 512, "media_id": 256, "thumb_media_id": 256,
            "template_code": 64, "template_id": 128}
 # Where a type takes more than the name's limit: an email's text is its whole body.

@@ -26,7 +26,8 @@ from siyu.messaging.broadcast_models import BroadcastLink
 from siyu.messaging.content import FILLS
 from siyu.settings import get_settings
 
-TEXT_PARTS = ("text", "title", "description", "html")
+# The text fields of the content shapes (`siyu.messaging.content`) that may carry a link.
+TEXT_PARTS = ("text", "title", "description")
 CODE_BYTES = 8
 
 
